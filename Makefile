@@ -1,0 +1,49 @@
+# Everything a developer or CI needs; `make demo` and `make test` set themselves up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck pytest format lock clean
+
+$(STAMP): pyproject.toml requirements/runtime.lock requirements/dev.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/jtm demo
+
+test: lint typecheck pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Re-resolve the locked versions from pyproject.toml in a scratch venv.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet . && .lock-venv/bin/pip uninstall --quiet -y jira-task-monitor
+	.lock-venv/bin/pip freeze > requirements/runtime.lock.new
+	.lock-venv/bin/pip install --quiet '.[dev]' && .lock-venv/bin/pip uninstall --quiet -y jira-task-monitor
+	.lock-venv/bin/pip freeze > requirements/dev.lock.new
+	rm -rf .lock-venv
+	@echo "review requirements/*.new (keep the headers and the -r line), then move them in place"
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist build

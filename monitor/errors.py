@@ -1,0 +1,98 @@
+"""The monitor's errors: one tree, one root, translated once at each edge.
+
+    MonitorError                      root; `exit_code` is what the CLI exits with
+    ├── UsageError            (2)     bad option, duration or task ID given on the command line
+    ├── NotFoundError         (3)     the task ID is not registered
+    ├── ConfigError           (78)    missing or invalid configuration or token
+    ├── StoreError            (78)    the database cannot be used (unreachable, newer schema)
+    ├── OperationFailed       (1)     a requested operation did not succeed
+    └── JiraError             (1)     a request to Jira failed; `transient` says whether to retry
+        ├── JiraUnreachable   (69)    connection refused or reset, DNS, TLS, timeout   transient
+        ├── JiraRateLimited   (1)     429 (or 503 with Retry-After)                      transient
+        ├── JiraServerError   (1)     5xx                                                transient
+        ├── JiraBadResponse   (1)     a body that is not the JSON that was expected      transient
+        ├── JiraAuthError     (77)    401 or 403                                         permanent
+        ├── JiraNotFound      (3)     404                                                permanent
+        └── JiraRefused       (1)     another 4xx, e.g. 400 "cancellation is not possible" permanent
+
+HTTP and transport errors become `JiraError`s inside the Jira client and nowhere else; the CLI
+turns any `MonitorError` into a one-line message and its exit code. Messages never contain a
+secret: they are built from status codes, URLs without credentials, and Jira's error messages.
+"""
+
+from __future__ import annotations
+
+
+class MonitorError(Exception):
+    """Root of every error the monitor raises on purpose."""
+
+    exit_code: int = 1
+
+
+class UsageError(MonitorError):
+    exit_code = 2
+
+
+class NotFoundError(MonitorError):
+    exit_code = 3
+
+
+class ConfigError(MonitorError):
+    exit_code = 78
+
+
+class StoreError(MonitorError):
+    exit_code = 78
+
+
+class OperationFailed(MonitorError):
+    exit_code = 1
+
+
+class JiraError(MonitorError):
+    """A failed request to Jira.
+
+    `status` is the HTTP status (None when no response arrived); `transient` tells the caller
+    whether the same request may succeed later, so that retry decisions are data, not guesses.
+    """
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class JiraUnreachable(JiraError):
+    exit_code = 69
+    transient = True
+
+
+class JiraRateLimited(JiraError):
+    transient = True
+
+    def __init__(
+        self, message: str, *, status: int | None = 429, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after_s = retry_after_s
+
+
+class JiraServerError(JiraError):
+    transient = True
+
+
+class JiraBadResponse(JiraError):
+    transient = True
+
+
+class JiraAuthError(JiraError):
+    exit_code = 77
+
+
+class JiraNotFound(JiraError):
+    exit_code = 3
+
+
+class JiraRefused(JiraError):
+    pass

@@ -1,0 +1,412 @@
+"""The Jira client: the one place where HTTP and transport failures become `JiraError`s.
+
+Contract:
+- URLs are rebuilt from the configured base (`jira.url`, which may carry a path such as
+  `https://api.atlassian.com/ex/jira/<cloudId>`), never from a task's `self`.
+- No retries and no logging here: the client raises, and the caller decides from
+  `JiraError.transient` and logs.
+- Every request first passes the per-site `SiteGate` (pacing and pauses). On a 429, or a 503
+  carrying `Retry-After`, the client tells the gate (`SiteGate.rate_limited`), which pauses
+  *every* worker of the site for Retry-After or an exponential backoff; a 2xx resets the backoff.
+- Response bodies over `MAX_BODY_BYTES` are refused (`JiraBadResponse`), decompressed size.
+- Redirects are not followed: a 3xx means `jira.url` is wrong, and following one would either
+  drop the credentials (other host) or turn a POST into a GET.
+- Error messages carry the operation, the HTTP status, a hint and Jira's own error text
+  (one line, at most ~200 characters); never headers, credentials or an HTML page.
+- Thread-safe: one client (one `requests.Session`, a pool of `pool_size` connections) serves
+  all worker threads. Cookies are refused, so every request stands on its own credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.cookiejar
+import json
+import socket
+import ssl
+from types import TracebackType
+from typing import Self
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+
+from monitor import __version__
+from monitor.config import JiraSettings, Secret
+from monitor.errors import (
+    ConfigError,
+    JiraAuthError,
+    JiraBadResponse,
+    JiraError,
+    JiraNotFound,
+    JiraRateLimited,
+    JiraRefused,
+    JiraServerError,
+    JiraUnreachable,
+)
+from monitor.jira.pacing import SiteGate, retry_after_seconds
+from monitor.jira.payload import TaskInfo, parse_task
+
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "MAX_BODY_BYTES",
+    "JiraClient",
+    "retry_after_seconds",
+]
+
+DEFAULT_USER_AGENT = f"jira-task-monitor/{__version__}"
+MAX_BODY_BYTES = 1024 * 1024
+_JIRA_TEXT_MAX = 200
+
+
+class _Auth(AuthBase):
+    """Sets the Authorization header at send time; holds the token only as a `Secret`."""
+
+    def __init__(self, scheme: str, email: str | None, token: Secret) -> None:
+        self._scheme = scheme
+        self._email = email or ""
+        self._token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._scheme == "bearer":
+            r.headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        else:
+            pair = f"{self._email}:{self._token.reveal()}".encode()
+            r.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        return r
+
+    def __repr__(self) -> str:
+        return f"_Auth({self._scheme})"
+
+
+class JiraClient:
+    """Talks to one Jira site's task API. See the module docstring for the contract.
+
+    `gate` is the site's shared budget; by default the client makes its own from
+    `settings.max_rps` and closes it in `close()`. A gate passed in belongs to the caller, who
+    closes it (that wakes threads waiting in a pause).
+    """
+
+    def __init__(
+        self,
+        settings: JiraSettings,
+        token: Secret,
+        *,
+        pool_size: int = 4,
+        gate: SiteGate | None = None,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        self._base = _validated_base(settings)
+        self._origin = _origin(self._base)
+        self._api = f"{self._base}/rest/api/{settings.api_version}"
+        self._settings = settings
+        self._token = token
+        self._owns_gate = gate is None
+        self.gate = gate if gate is not None else SiteGate(settings.max_rps)
+        self._closed = False
+
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, pool_size), max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.verify = settings.verify_tls
+        session.auth = _Auth(settings.auth, settings.email, token)
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
+        self._session = session
+
+    # -- operations ------------------------------------------------------------------------
+
+    def get_task(self, task_id: str) -> TaskInfo:
+        """`GET /task/{id}`: the task as Jira reports it now."""
+        what = f"get task {_show_id(task_id)}"
+        status, body = self._request("GET", self._task_path(task_id), what)
+        try:
+            return parse_task(body, expected_id=task_id)
+        except JiraBadResponse as exc:
+            message = f"{what}: HTTP {status}: {exc}"
+        raise JiraBadResponse(message, status=status)
+
+    def cancel_task(self, task_id: str) -> None:
+        """`POST /task/{id}/cancel`: ask Jira to stop the task (any 2xx, normally 202).
+
+        Success only means Jira accepted the request: the task goes through `CANCEL_REQUESTED`
+        to `CANCELLED`, or may still finish. A task that cannot be cancelled is `JiraRefused`
+        (400) with Jira's text in the message.
+        """
+        what = f"cancel task {_show_id(task_id)}"
+        self._request("POST", self._task_path(task_id) + "/cancel", what)
+
+    def myself(self) -> dict[str, object]:
+        """`GET /myself`: the authenticated user; a cheap credentials check for `jtm check`."""
+        what = "check credentials (GET /myself)"
+        status, body = self._request("GET", "/myself", what)
+        data = _json_or_none(body)
+        if not isinstance(data, dict):
+            raise JiraBadResponse(
+                f"{what}: HTTP {status}: body is not a JSON object", status=status
+            )
+        return data
+
+    def close(self) -> None:
+        """Release connections; later calls raise `JiraUnreachable("client closed")`."""
+        self._closed = True
+        if self._owns_gate:
+            self.gate.close()
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"JiraClient(url={self._base!r}, auth={self._settings.auth!r})"
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _task_path(self, task_id: str) -> str:
+        # "." and ".." would be collapsed by URL normalisation (here or in a proxy) into a
+        # different endpoint; requests undoes %2E, so they are refused instead. The CLI only
+        # lets letters, digits, "-" and "_" through anyway.
+        if task_id in ("", ".", ".."):
+            raise ValueError(f"not a task id: {task_id!r}")
+        return "/task/" + quote(task_id, safe="")
+
+    def _request(self, method: str, path: str, what: str) -> tuple[int, bytes]:
+        """Send one request; return the status and body of a 2xx answer, or raise a
+        `JiraError`."""
+        if self._closed:
+            raise JiraUnreachable("client closed")
+        self.gate.acquire()
+        error: JiraError | None = None
+        try:
+            response = self._session.request(
+                method,
+                self._api + path,
+                timeout=self._settings.timeout_s,
+                stream=True,
+                allow_redirects=False,
+            )
+            try:
+                body, overflow = _read_capped(response)
+            finally:
+                response.close()
+        except requests.exceptions.ContentDecodingError:
+            error = JiraBadResponse(f"{what}: body could not be decoded")
+        except (requests.RequestException, OSError) as exc:
+            # Built here, raised below: the original exception (which references the prepared
+            # request and so its Authorization header) is neither chained nor kept.
+            error = JiraUnreachable(self._transport_message(exc))
+        if error is not None:
+            raise error
+        status = response.status_code
+        if 200 <= status < 300:
+            if overflow:
+                raise JiraBadResponse(
+                    f"{what}: response too large (over {MAX_BODY_BYTES} bytes)", status=status
+                )
+            self.gate.succeeded()
+            return status, body
+        raise self._http_error(what, response, body)
+
+    def _http_error(self, what: str, response: requests.Response, body: bytes) -> JiraError:
+        status = response.status_code
+        text = self._scrub(_jira_error_text(body) or "")
+        said = f": {text}" if text else ""
+        raw_retry_after = response.headers.get("Retry-After")
+        if status == 429 or (status == 503 and raw_retry_after):
+            retry_after = retry_after_seconds(raw_retry_after)
+            pause = self.gate.rate_limited(retry_after)
+            shown = f"Retry-After {retry_after:g}s" if retry_after is not None else "no Retry-After"
+            return JiraRateLimited(
+                f"{what}: HTTP {status}: rate limited{said} ({shown}; all requests to the site "
+                f"paused for {pause:.1f}s)",
+                status=status,
+                retry_after_s=retry_after,
+            )
+        if status >= 500:
+            return JiraServerError(
+                f"{what}: HTTP {status} {_reason(response)}{said}", status=status
+            )
+        if status == 401:
+            hint = (
+                "credentials rejected (check the access token)"
+                if self._settings.auth == "bearer"
+                else "credentials rejected (check jira.email and the API token)"
+            )
+            return JiraAuthError(f"{what}: HTTP 401: {hint}{said}", status=status)
+        if status == 403:
+            return JiraAuthError(
+                f"{what}: HTTP 403: forbidden: the account is not a Jira admin nor the task's "
+                f"creator (or the token lacks the scope){said}",
+                status=status,
+            )
+        if status == 404:
+            return JiraNotFound(f"{what}: HTTP 404: not found{said}", status=status)
+        if 400 <= status < 500:
+            return JiraRefused(
+                f"{what}: HTTP {status}: {text or _reason(response) or 'refused'}", status=status
+            )
+        if 300 <= status < 400:
+            target = _origin_and_path(response.headers.get("Location", ""))
+            return JiraRefused(
+                f"{what}: HTTP {status}: Jira redirected to {target or 'elsewhere'}; "
+                "check jira.url",
+                status=status,
+            )
+        return JiraBadResponse(f"{what}: unexpected HTTP {status}", status=status)
+
+    def _transport_message(self, exc: BaseException) -> str:
+        timeout = f"{self._settings.timeout_s:g}s"
+        return self._scrub(f"cannot reach {self._origin}: {_transport_reason(exc, timeout)}")
+
+    def _scrub(self, text: str) -> str:
+        """Belt and braces: whatever a server echoes, the token never leaves in a message."""
+        secret = self._token.reveal()
+        return text.replace(secret, "********") if len(secret) >= 4 else text
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _validated_base(settings: JiraSettings) -> str:
+    base = settings.require_url().strip().rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"jira.url must be an http(s) URL with a host, got {base!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("jira.url must not contain credentials: use jira.email and the token")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"jira.url must not have a query or fragment, got {base!r}")
+    if settings.api_version not in (2, 3):
+        raise ConfigError(f"jira.api_version must be 2 or 3, got {settings.api_version!r}")
+    if settings.auth not in ("basic", "bearer"):
+        raise ConfigError(f"jira.auth must be basic or bearer, got {settings.auth!r}")
+    return base
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _origin_and_path(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if not parts.scheme or not parts.netloc:
+        return _one_line(parts.path, 100)
+    return _one_line(f"{_origin(url)}{parts.path}", 100)
+
+
+def _show_id(task_id: str) -> str:
+    return _one_line(task_id, 64) if task_id.isprintable() else repr(task_id)[:66]
+
+
+def _reason(response: requests.Response) -> str:
+    return _one_line(response.reason or "", 60)
+
+
+def _read_capped(response: requests.Response) -> tuple[bytes, bool]:
+    """The body, read (and decompressed) up to `MAX_BODY_BYTES` + 1; True if it was larger."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return b"", True
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > MAX_BODY_BYTES:
+            return b"".join(chunks)[: MAX_BODY_BYTES + 1], True
+    return b"".join(chunks), False
+
+
+def _jira_error_text(body: bytes) -> str | None:
+    """Jira's error text from `{"errorMessages": [...], "errors": {...}}` or a bare JSON array
+    of strings; None for anything else (an HTML page from a proxy, an empty or cut body)."""
+    data = _json_or_none(body)
+    parts: list[str] = []
+    if isinstance(data, list):
+        parts.extend(item for item in data if isinstance(item, str))
+    elif isinstance(data, dict):
+        messages = data.get("errorMessages")
+        if isinstance(messages, list):
+            parts.extend(item for item in messages if isinstance(item, str))
+        errors = data.get("errors")
+        if isinstance(errors, dict):
+            parts.extend(f"{k}: {v}" for k, v in errors.items() if isinstance(v, str))
+        for key in ("message", "error"):  # gateways in front of Jira use these
+            if isinstance(data.get(key), str):
+                parts.append(data[key])
+    text = _one_line("; ".join(p.strip() for p in parts if p.strip()), _JIRA_TEXT_MAX)
+    return text or None
+
+
+def _json_or_none(body: bytes) -> object:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _transport_reason(exc: BaseException, timeout: str) -> str:
+    """A short description of a transport failure, from the exception and its causes."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"connect timeout after {timeout}"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return f"read timeout after {timeout}"
+    chain = _causes(exc)
+    for cause in chain:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = cause.verify_message or "certificate verify failed"
+            return _one_line(f"TLS certificate not trusted ({detail})", 120)
+    if isinstance(exc, requests.exceptions.SSLError) or any(
+        isinstance(c, ssl.SSLError) for c in chain
+    ):
+        return "TLS error"
+    for cause in chain:
+        name = type(cause).__name__
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError | BrokenPipeError):
+            return "connection reset"
+        if name == "NameResolutionError" or isinstance(cause, socket.gaierror):
+            return "name resolution failed"
+        if name == "RemoteDisconnected":
+            return "connection closed without a response"
+        if name in ("ReadTimeoutError", "TimeoutError") or isinstance(cause, TimeoutError):
+            return f"read timeout after {timeout}"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection broken while reading the response"
+    return "connection error"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception, its arguments that are exceptions, `.reason`, causes and contexts."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 20:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend(a for a in current.args if isinstance(a, BaseException))
+        for link in (getattr(current, "reason", None), current.__cause__, current.__context__):
+            if isinstance(link, BaseException):
+                todo.append(link)
+    return seen

@@ -1,0 +1,183 @@
+"""One request budget per Jira site, shared by every worker thread.
+
+Jira Cloud rate-limits per site (tenant), so everything the monitor sends to one site goes
+through one `SiteGate`. The gate enforces two rules before each request:
+
+1. Pacing: requests are spaced at least `1 / max_rps` apart and never more than `max_rps` of
+   them fall in any one-second window (for a non-integer rate, `floor(max_rps)`, at least 1).
+   Nobody bursts, not even after a quiet spell.
+2. Pause: after a 429 the client calls `rate_limited(retry_after)` (or `pause(seconds)`);
+   until that deadline nobody sends. A pause only ever grows: a shorter, later `pause()` never
+   cuts an earlier, longer one.
+
+How long a rate-limit answer pauses the site (`rate_limited`), per Atlassian's advice:
+- with a `Retry-After`: that long, but at least `MIN_PAUSE_S` (Jira has been seen to send `0`,
+  and an immediate retry would only earn another 429) and at most `MAX_PAUSE_S` (a bad header
+  must not silence the daemon for days; a request sent too early just earns a fresh 429);
+- without one: 5 s doubling with each consecutive rate-limit answer *to the site*, capped at
+  30 s, then jittered x0.7-1.3. Any success (`succeeded()`) resets the count.
+
+Time is injectable (`clock`, `sleep`) so unit tests run without real waiting. With the default
+`sleep=None` the gate waits on an internal event, so `close()` wakes every waiting thread at
+once and makes `acquire()` raise `JiraUnreachable("client closed")`: a daemon shutting down is
+never stuck in a long pause.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from monitor.errors import JiraUnreachable
+
+__all__ = [
+    "BACKOFF_INITIAL_S",
+    "BACKOFF_MAX_S",
+    "MAX_PAUSE_S",
+    "MIN_PAUSE_S",
+    "SiteGate",
+    "retry_after_seconds",
+]
+
+MIN_PAUSE_S = 1.0
+MAX_PAUSE_S = 3600.0
+BACKOFF_INITIAL_S = 5.0
+BACKOFF_MAX_S = 30.0
+_DELTA_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII)
+
+# Waits shorter than this count as done: with float clocks a computed wait of 1e-17 s would
+# otherwise never advance `now` past the slot.
+_EPSILON = 1e-9
+
+
+class SiteGate:
+    """A thread-safe, per-site request gate: even pacing plus a site-wide pause.
+
+    `acquire()` blocks until one request may be sent and accounts for it; call it once per
+    request, right before sending. `clock` must be monotonic (seconds); `paused_until()` is
+    expressed on that clock.
+    """
+
+    def __init__(
+        self,
+        max_rps: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        if not (math.isfinite(max_rps) and max_rps > 0):
+            raise ValueError(f"max_rps must be a positive number, got {max_rps!r}")
+        self.max_rps = max_rps
+        self._spacing = 1.0 / max_rps
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._next_free = -math.inf  # earliest time the next request may go (spacing)
+        self._pause_deadline = -math.inf
+        # Send times of the last `window` requests: the oldest must be >= 1 s old before the
+        # next one goes. Redundant with the spacing for integer rates, decisive otherwise
+        # (at 2.5 rps, spacing alone would let 3 requests into one second).
+        self._window = max(1, math.floor(max_rps))
+        self._recent: deque[float] = deque(maxlen=self._window)
+        self._rate_limited_in_a_row = 0
+        self._random = random.Random()
+
+    def acquire(self) -> None:
+        """Block until a request may be sent, and count it as sent.
+
+        Raises `JiraUnreachable("client closed")` once `close()` has been called, including
+        for threads already waiting.
+        """
+        while True:
+            with self._lock:
+                if self._closed.is_set():
+                    raise JiraUnreachable("client closed")
+                now = self._clock()
+                ready_at = max(self._pause_deadline, self._next_free)
+                if len(self._recent) == self._window:
+                    ready_at = max(ready_at, self._recent[0] + 1.0)
+                wait = ready_at - now
+                if wait <= _EPSILON:
+                    self._recent.append(now)
+                    self._next_free = now + self._spacing
+                    return
+            # Sleep outside the lock; on waking, re-check everything: a pause may have been
+            # set meanwhile, or another thread may have taken the slot.
+            self._wait(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Stop all sending for `seconds` from now, unless a longer pause is already in force."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        with self._lock:
+            self._pause_deadline = max(self._pause_deadline, self._clock() + seconds)
+
+    def rate_limited(self, retry_after_s: float | None) -> float:
+        """Record a rate-limit answer from the site and pause it; return the pause (seconds).
+
+        See the module docstring for the policy (Retry-After clamped, else jittered backoff).
+        """
+        with self._lock:
+            self._rate_limited_in_a_row += 1
+            in_a_row = self._rate_limited_in_a_row
+        if retry_after_s is not None and math.isfinite(retry_after_s):
+            seconds = min(MAX_PAUSE_S, max(MIN_PAUSE_S, retry_after_s))
+        else:
+            doubled = BACKOFF_INITIAL_S * 2.0 ** min(in_a_row - 1, 16)
+            seconds = min(BACKOFF_MAX_S, doubled) * self._random.uniform(0.7, 1.3)
+        self.pause(seconds)
+        return seconds
+
+    def succeeded(self) -> None:
+        """A request to the site succeeded: the next rate-limit backoff starts from 5 s again."""
+        with self._lock:
+            self._rate_limited_in_a_row = 0
+
+    def paused_until(self) -> float | None:
+        """The clock time at which the current pause ends, or None if no pause is in force."""
+        with self._lock:
+            deadline = self._pause_deadline
+            return deadline if deadline > self._clock() else None
+
+    def close(self) -> None:
+        """Wake every waiting thread; from now on `acquire()` raises `JiraUnreachable`."""
+        self._closed.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def _wait(self, seconds: float) -> None:
+        if self._sleep is None:
+            self._closed.wait(seconds)
+        else:
+            self._sleep(seconds)
+
+    def __repr__(self) -> str:
+        return f"SiteGate(max_rps={self.max_rps!r})"
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds ("0", "2", "1.5") or an HTTP
+    date (relative to `now`, default the current time). None when missing or garbage; never
+    negative (a date in the past gives 0)."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if _DELTA_SECONDS.fullmatch(text):
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000" dates come back naive; HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
+    delta = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, delta) if math.isfinite(delta) else None

@@ -1,0 +1,119 @@
+"""Structured logging: structlog for our events, stdlib logging of libraries through the same
+renderer, one line per event on stdout.
+
+`json` renders one JSON object per line (what journald and `jq` want); `console` renders
+aligned, coloured text for a person at a terminal; `auto` picks console on a TTY. Every line
+passes `redact`, which replaces each registered secret wherever it appears (in any value, at
+any depth) and truncates oversized values, so a token cannot reach the journal even by way of
+an exception message.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+from structlog.typing import FilteringBoundLogger
+
+MAX_VALUE_CHARS = 2000
+_REDACTED = "********"
+_secrets: set[str] = set()
+
+LogFormat = Literal["json", "console", "auto"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def register_secret(value: str) -> None:
+    """Never let `value` be rendered: every occurrence is replaced by asterisks."""
+    if len(value) >= 4:  # a one-letter "secret" would blank out every log line
+        _secrets.add(value)
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        for secret in _secrets:
+            if secret in value:
+                value = value.replace(secret, _REDACTED)
+        if len(value) > MAX_VALUE_CHARS:
+            value = value[:MAX_VALUE_CHARS] + f"... ({len(value) - MAX_VALUE_CHARS} more chars)"
+        return value
+    if depth > 8:
+        return "..."
+    if isinstance(value, Mapping):
+        return {k: _scrub(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, depth + 1) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return _scrub(str(value), depth)
+
+
+def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog processor: scrub secrets and truncate every value of the event."""
+    for key, value in event_dict.items():
+        event_dict[key] = _scrub(value)
+    return event_dict
+
+
+def configure_logging(
+    fmt: LogFormat = "auto", level: LogLevel = "info", stream: TextIO | None = None
+) -> None:
+    """Route structlog and stdlib logging to `stream` (stdout) through one renderer.
+
+    Safe to call again (a reload changes the level or format in place).
+    """
+    stream = stream if stream is not None else sys.stdout
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    ]
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(sort_keys=False)
+        tail: list[Any] = [structlog.processors.format_exc_info, redact]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        tail = [redact]
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *tail,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    root.setLevel(numeric)
+    # Libraries are chatty at info; their warnings and errors are what an operator needs.
+    for noisy in ("apscheduler", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "monitor") -> FilteringBoundLogger:
+    """The structlog logger that every module logs events through."""
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger

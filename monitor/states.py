@@ -1,0 +1,72 @@
+"""Closed vocabularies, defined once: task states, Jira statuses, event kinds, timeouts."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskState(StrEnum):
+    """The monitor's own view of a registered task (Jira's status is kept separately)."""
+
+    WATCHING = "watching"
+    FINISHED = "finished"
+    GONE = "gone"
+    REMOVED = "removed"
+
+
+class JiraStatus(StrEnum):
+    """The statuses Jira documents. Jira may send others: those are kept as plain strings."""
+
+    ENQUEUED = "ENQUEUED"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    CANCELLED = "CANCELLED"
+    DEAD = "DEAD"
+
+
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {JiraStatus.COMPLETE, JiraStatus.FAILED, JiraStatus.CANCELLED, JiraStatus.DEAD}
+)
+
+
+def is_terminal(status: str | None) -> bool:
+    """True for the statuses after which a task never changes again."""
+    return status in TERMINAL_STATUSES
+
+
+class EventKind(StrEnum):
+    """Rows of a task's timeline (`jtm show`)."""
+
+    REGISTERED = "registered"
+    UPDATED = "updated"
+    REMOVED = "removed"
+    FIRST_SEEN = "first_seen"
+    STATUS_CHANGED = "status_changed"
+    FINISHED = "finished"
+    GONE = "gone"
+    POLL_FAILED = "poll_failed"
+    POLL_RECOVERED = "poll_recovered"
+    TIMEOUT = "timeout"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCEL_SENT = "cancel_sent"
+    CANCEL_FAILED = "cancel_failed"
+    CANCEL_UNCONFIRMED = "cancel_unconfirmed"
+
+
+class TimeoutKind(StrEnum):
+    TOTAL = "total"
+    QUEUED = "queued"
+    RUN = "run"
+    STALL = "stall"
+
+
+class TimeoutAction(StrEnum):
+    CANCEL = "cancel"
+    WARN = "warn"
+
+
+class GoneReason(StrEnum):
+    NOT_FOUND = "not_found"
+    EXPIRED = "expired"

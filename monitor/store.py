@@ -1,0 +1,270 @@
+"""All reads and writes of the monitor's data. Nothing else writes SQL.
+
+Every method runs in one short transaction of its own (`database.transaction`), so no caller
+can hold a lock across a Jira call. State changes made by the daemon are compare-and-set on
+`(state = 'watching', polls = <the value read>)` and check the row count: a task removed by the
+CLI meanwhile, or polled by another instance, is left alone instead of overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from monitor.database import transaction
+from monitor.errors import NotFoundError
+from monitor.models import Event, Heartbeat, Snapshot, Task
+from monitor.states import EventKind, TaskState
+
+EventSpec = tuple[EventKind, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What `jtm add` sets on a task. None means "leave as is" when re-adding."""
+
+    label: str | None = None
+    total_s: float | None = None
+    queued_s: float | None = None
+    run_s: float | None = None
+    stall_s: float | None = None
+    action: str | None = None
+
+    def columns(self, *, only_set: bool) -> dict[str, Any]:
+        """The task columns this registration sets (`only_set`: leave out the None ones)."""
+        values = {
+            "label": self.label,
+            "limit_total_s": self.total_s,
+            "limit_queued_s": self.queued_s,
+            "limit_run_s": self.run_s,
+            "limit_stall_s": self.stall_s,
+            "timeout_action": self.action,
+        }
+        return {k: v for k, v in values.items() if v is not None} if only_set else values
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterResult:
+    task_id: str
+    outcome: str  # "added", "updated" or "rewatched" (was removed)
+
+
+def _load_tasks(conn: Connection, stmt: Any) -> list[Task]:
+    with Session(bind=conn, expire_on_commit=False, autoflush=False) as session:
+        tasks = list(session.scalars(stmt))
+        session.expunge_all()
+        return tasks
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- registration (the CLI) ---------------------------------------------------------
+
+    def register(
+        self, task_ids: Sequence[str], options: Registration, now: datetime
+    ) -> list[RegisterResult]:
+        """Register new tasks or update existing ones; one transaction for the whole batch."""
+        results: list[RegisterResult] = []
+        option_values = options.columns(only_set=True)
+        with transaction(self.engine, write=True) as conn:
+            existing = {
+                row.task_id: row.state
+                for row in conn.execute(
+                    select(Task.task_id, Task.state).where(Task.task_id.in_(set(task_ids)))
+                )
+            }
+            new_rows: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            for task_id in dict.fromkeys(task_ids):
+                state = existing.get(task_id)
+                if state is None:
+                    new_rows.append(
+                        {
+                            **options.columns(only_set=False),
+                            "task_id": task_id,
+                            "state": TaskState.WATCHING,
+                            "registered_at": now,
+                            "updated_at": now,
+                            "next_poll_at": now,
+                            "polls": 0,
+                            "consecutive_errors": 0,
+                            "not_found_count": 0,
+                        }
+                    )
+                    events.append(_event(task_id, now, EventKind.REGISTERED, None))
+                    results.append(RegisterResult(task_id, "added"))
+                    continue
+                values: dict[str, Any] = {**option_values, "updated_at": now}
+                outcome = "updated"
+                if state == TaskState.REMOVED:
+                    values |= {"state": TaskState.WATCHING, "removed_at": None, "next_poll_at": now}
+                    outcome = "rewatched"
+                conn.execute(update(Task).where(Task.task_id == task_id).values(values))
+                detail = ", ".join(f"{k}={v}" for k, v in sorted(option_values.items())) or None
+                events.append(_event(task_id, now, EventKind.UPDATED, detail))
+                results.append(RegisterResult(task_id, outcome))
+            if new_rows:
+                conn.execute(insert(Task), new_rows)
+            if events:
+                conn.execute(insert(Event), events)
+        return results
+
+    def remove(self, task_ids: Sequence[str], now: datetime) -> list[str]:
+        """Stop watching; history is kept. Unknown IDs raise NotFoundError before any change."""
+        with transaction(self.engine, write=True) as conn:
+            known = set(conn.scalars(select(Task.task_id).where(Task.task_id.in_(set(task_ids)))))
+            missing = [t for t in task_ids if t not in known]
+            if missing:
+                raise NotFoundError(f"not registered: {', '.join(missing)}")
+            removed = []
+            for task_id in dict.fromkeys(task_ids):
+                result = conn.execute(
+                    update(Task)
+                    .where(Task.task_id == task_id, Task.state != TaskState.REMOVED)
+                    .values(
+                        state=TaskState.REMOVED, removed_at=now, updated_at=now, next_poll_at=None
+                    )
+                )
+                if result.rowcount == 1:
+                    conn.execute(insert(Event).values(_event(task_id, now, EventKind.REMOVED)))
+                    removed.append(task_id)
+        return removed
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task:
+        with transaction(self.engine) as conn:
+            tasks = _load_tasks(conn, select(Task).where(Task.task_id == task_id))
+        if not tasks:
+            raise NotFoundError(f"not registered: {task_id}")
+        return tasks[0]
+
+    def tasks(self, states: Iterable[str] | None = None) -> list[Task]:
+        """Tasks in the given states (all when None), newest registration first."""
+        stmt = select(Task).order_by(Task.registered_at.desc(), Task.task_id)
+        if states is not None:
+            stmt = stmt.where(Task.state.in_(list(states)))
+        with transaction(self.engine) as conn:
+            return _load_tasks(conn, stmt)
+
+    def events(self, task_id: str) -> list[Event]:
+        with transaction(self.engine) as conn, Session(bind=conn) as session:
+            events = list(
+                session.scalars(
+                    select(Event).where(Event.task_id == task_id).order_by(Event.at, Event.id)
+                )
+            )
+            session.expunge_all()
+            return events
+
+    def snapshots(
+        self, task_id: str | None = None, since: datetime | None = None, limit: int | None = None
+    ) -> list[Snapshot]:
+        """Snapshots, newest first."""
+        stmt = select(Snapshot).order_by(Snapshot.observed_at.desc(), Snapshot.id.desc())
+        if task_id is not None:
+            stmt = stmt.where(Snapshot.task_id == task_id)
+        if since is not None:
+            stmt = stmt.where(Snapshot.observed_at >= since)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with transaction(self.engine) as conn, Session(bind=conn) as session:
+            snapshots = list(session.scalars(stmt))
+            session.expunge_all()
+            return snapshots
+
+    def count_by_state(self) -> dict[str, int]:
+        with transaction(self.engine) as conn:
+            rows = conn.execute(select(Task.state, func.count().label("n")).group_by(Task.state))
+            return {row.state: row.n for row in rows}
+
+    # -- the daemon ------------------------------------------------------------------------
+
+    def due_tasks(self, now: datetime, limit: int) -> list[Task]:
+        """Watched tasks whose next poll is due, most overdue first."""
+        stmt = (
+            select(Task)
+            .where(Task.state == TaskState.WATCHING, Task.next_poll_at <= now)
+            .order_by(Task.next_poll_at)
+            .limit(limit)
+        )
+        with transaction(self.engine) as conn:
+            return _load_tasks(conn, stmt)
+
+    def next_poll_at(self) -> datetime | None:
+        with transaction(self.engine) as conn:
+            return conn.scalar(
+                select(func.min(Task.next_poll_at)).where(Task.state == TaskState.WATCHING)
+            )
+
+    def record_poll(
+        self,
+        task: Task,
+        values: dict[str, Any],
+        now: datetime,
+        *,
+        snapshot: dict[str, Any] | None = None,
+        touch_snapshot: bool = False,
+        events: Sequence[EventSpec] = (),
+    ) -> bool:
+        """Apply one poll's outcome to `task` as read by `due_tasks`; False if it lost the race.
+
+        `values` are the task's new column values; `snapshot` a new snapshot row to insert, or
+        `touch_snapshot` to move the newest snapshot's `last_seen_at` instead.
+        """
+        with transaction(self.engine, write=True) as conn:
+            result = conn.execute(
+                update(Task)
+                .where(
+                    Task.task_id == task.task_id,
+                    Task.state == TaskState.WATCHING,
+                    Task.polls == task.polls,
+                )
+                .values(**values, polls=task.polls + 1, updated_at=now)
+            )
+            if result.rowcount != 1:
+                return False
+            if snapshot is not None:
+                conn.execute(insert(Snapshot).values(task_id=task.task_id, **snapshot))
+            elif touch_snapshot:
+                newest = (
+                    select(func.max(Snapshot.id))
+                    .where(Snapshot.task_id == task.task_id)
+                    .scalar_subquery()
+                )
+                conn.execute(update(Snapshot).where(Snapshot.id == newest).values(last_seen_at=now))
+            if events:
+                conn.execute(
+                    insert(Event), [_event(task.task_id, now, kind, d) for kind, d in events]
+                )
+        return True
+
+    # -- heartbeat -------------------------------------------------------------------------
+
+    def beat(self, instance: str, values: dict[str, Any]) -> None:
+        """Insert or update this daemon instance's heartbeat row."""
+        with transaction(self.engine, write=True) as conn:
+            result = conn.execute(
+                update(Heartbeat).where(Heartbeat.instance == instance).values(values)
+            )
+            if result.rowcount == 0:
+                conn.execute(insert(Heartbeat).values(instance=instance, **values))
+
+    def heartbeats(self) -> list[Heartbeat]:
+        with transaction(self.engine) as conn, Session(bind=conn) as session:
+            rows = list(session.scalars(select(Heartbeat).order_by(Heartbeat.heartbeat_at.desc())))
+            session.expunge_all()
+            return rows
+
+
+def _event(
+    task_id: str, at: datetime, kind: EventKind, detail: str | None = None
+) -> dict[str, Any]:
+    return {"task_id": task_id, "at": at, "kind": str(kind), "detail": detail}

@@ -1,0 +1,67 @@
+"""Shared fixtures: a real simulator on loopback, a real SQLite database with real migrations."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from monitor.config import (
+    DatabaseSettings,
+    JiraSettings,
+    LogSettings,
+    PollSettings,
+    Secret,
+    Settings,
+)
+from monitor.database import open_database
+from monitor.jira import JiraClient
+from monitor.poller import Poller
+from monitor.simulator import Simulator
+from monitor.store import Store
+
+SIM_EMAIL = "sim@example.com"
+SIM_TOKEN = "canary-TOKEN-5e1f9c"
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(auth="basic", email=SIM_EMAIL, token=SIM_TOKEN) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'monitor.db'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    engine = open_database(db_url)
+    yield Store(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(sim: Simulator, db_url: str) -> Settings:
+    return Settings(
+        database=DatabaseSettings(db_url),
+        jira=JiraSettings(url=sim.url, email=SIM_EMAIL, timeout_s=2.0, max_rps=1000.0),
+        poll=PollSettings(interval_s=1.0, max_interval_s=4.0, concurrency=4),
+        log=LogSettings(format="json"),
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[JiraClient]:
+    with JiraClient(settings.jira, Secret(SIM_TOKEN), pool_size=4) as jira:
+        yield jira
+
+
+@pytest.fixture
+def poller(store: Store, client: JiraClient, settings: Settings) -> Iterator[Poller]:
+    with ThreadPoolExecutor(max_workers=4) as workers:
+        yield Poller(store, client.get_task, settings.poll, workers, rng=random.Random(7))

@@ -1,0 +1,162 @@
+"""The task commands through click's runner: shapes, formats and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from monitor.cli import cli
+from monitor.database import open_database
+from monitor.store import Store
+
+SHOW_KEYS = {
+    "task_id", "state", "status", "progress", "label", "registered_at", "finished_at",
+    "cancel_requested_at", "timed_out", "events",
+}  # fmt: skip
+HISTORY_KEYS = ["task_id", "observed_at", "status", "progress", "message", "elapsed_runtime_ms"]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "monitor.db"}"\n')
+    return path
+
+
+@pytest.fixture
+def run(config: Path) -> object:
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None) -> Result:
+        return runner.invoke(cli, ["--config", str(config), *args], input=stdin, env={})
+
+    return invoke
+
+
+def _store(config: Path) -> Store:
+    return Store(open_database(f"sqlite:///{config.parent / 'monitor.db'}"))
+
+
+def test_add_list_show_remove(run, config: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("add", "10042", "https://x.atlassian.net/rest/api/3/task/10043/", "--run", "2h",
+                 "--action", "warn", "--label", "reindex")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output == "added: 10042 10043\n"
+    assert run("add", "10042", "--stall", "15m").output == "updated: 10042\n"
+
+    listed = json.loads(run("list", "--json").output)
+    assert [t["task_id"] for t in listed] == ["10042", "10043"] or len(listed) == 2
+    by_id = {t["task_id"]: t for t in listed}
+    assert by_id["10042"]["limits"] == {
+        "total_s": None, "queued_s": None, "run_s": 7200.0, "stall_s": 900.0, "action": "warn",
+    }  # fmt: skip
+    assert by_id["10042"]["label"] == "reindex"
+    assert "events" not in by_id["10042"]
+
+    shown = json.loads(run("show", "10042", "--json").output)
+    assert set(shown) >= SHOW_KEYS
+    assert (shown["state"], shown["status"], shown["timed_out"]) == ("watching", None, None)
+    assert [e["kind"] for e in shown["events"]] == ["registered", "updated"]
+    assert shown["registered_at"].endswith("Z")
+
+    table = run("list").output.splitlines()
+    assert table[0].split() == ["TASK", "STATE", "STATUS", "PROGRESS", "AGE", "SEEN", "TIMEOUT",
+                                "LABEL"]  # fmt: skip
+    assert len(table) == 3
+
+    assert run("remove", "10043").output == "removed: 10043\n"
+    assert [t["task_id"] for t in json.loads(run("list", "--json").output)] == ["10042"]
+    assert len(json.loads(run("list", "--all", "--json").output)) == 2
+    removed = json.loads(run("list", "--state", "removed", "--json").output)
+    assert [t["task_id"] for t in removed] == ["10043"]
+    assert "timeline" in run("show", "10043").output
+
+
+def test_add_reads_ids_from_stdin(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("add", "-", stdin="1 2\n# a comment\n3  # another\n\n")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(run("list", "--json").output)) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "../etc/passwd"], "invalid task ID"),
+        (["add", "a" * 65], "longer than 64"),
+        (["add", "has space"], "invalid task ID"),
+        (["add", ""], "empty"),
+        (["add", "http://evil.example.com/rest/api/3/task/1"], "loopback"),
+        (["add", "https://x.atlassian.net/rest/api/3/issue/1"], "must end in"),
+        (["add", "1", "--run", "soon"], "not a duration"),
+        (["add", "1", "--action", "explode"], "explode"),
+        (["history", "--json", "--csv"], "one of"),
+    ],
+)
+def test_bad_input_is_exit_2_with_a_message(run, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert json.loads(run("list", "--all", "--json").output) == []  # nothing was written
+
+
+@pytest.mark.parametrize("args", [["show", "9"], ["remove", "9"], ["history", "9"]])
+def test_unknown_id_is_exit_3(run, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    result = run(*args)
+    assert result.exit_code == 3
+    assert "not registered: 9" in result.output
+
+
+def test_bad_config_is_exit_78(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[poll]\ninterval = 'often'\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "list"], env={})
+    assert result.exit_code == 78
+    assert "poll.interval" in result.output and "often" in result.output
+
+
+def test_history_newest_first_as_json_and_csv(run, config: Path) -> None:  # type: ignore[no-untyped-def]
+    run("add", "1", "2")
+    store = _store(config)
+    start = datetime.now(UTC) - timedelta(hours=3)
+    for i in range(4):
+        task = store.get(str(i % 2 + 1))
+        at = start + timedelta(hours=i)
+        snap = {"observed_at": at, "last_seen_at": at, "status": "RUNNING", "progress": i * 10}
+        assert store.record_poll(task, {}, at, snapshot=snap)
+    store.engine.dispose()
+
+    rows = json.loads(run("history", "--json").output)
+    assert [r["progress"] for r in rows] == [30, 20, 10, 0]
+    assert all(set(HISTORY_KEYS) <= set(r) for r in rows)
+    assert [r["progress"] for r in json.loads(run("history", "1", "--json").output)] == [20, 0]
+    recent = json.loads(run("history", "--since", "90m", "--json").output)
+    assert [r["progress"] for r in recent] == [30, 20]
+    assert len(json.loads(run("history", "--limit", "1", "--json").output)) == 1
+
+    parsed = list(csv.DictReader(io.StringIO(run("history", "--csv").output)))
+    assert list(parsed[0])[: len(HISTORY_KEYS)] == HISTORY_KEYS
+    assert [r["progress"] for r in parsed] == ["30", "20", "10", "0"]
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    runner = CliRunner()
+    names = list(cli.commands)
+    expected = {"add", "remove", "list", "show", "history", "run", "db", "simulate", "demo"}
+    assert expected <= set(names)
+    for name in names:
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0
+        assert "Example" in result.output or name == "db", name
+
+
+def test_db_upgrade_creates_then_reports_current(run) -> None:  # type: ignore[no-untyped-def]
+    first = run("db", "upgrade")
+    assert first.exit_code == 0 and "none -> 0001" in first.output
+    assert "already at schema 0001" in run("db", "upgrade").output

@@ -1,0 +1,108 @@
+"""The real daemon as a subprocess, registered through the real CLI, against the simulator."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from monitor.simulator import Simulator, TaskScript
+from tests.conftest import SIM_EMAIL, SIM_TOKEN
+from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_polls_registered_tasks_to_the_end_and_logs_each_finish_once(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    scripts = {
+        "101": TaskScript("101", queued_s=0.3, run_s=1.5, outcome="COMPLETE"),
+        "102": TaskScript("102", queued_s=0.5, run_s=2.5, outcome="FAILED"),
+        "103": TaskScript("103", queued_s=0.2, run_s=0.8, outcome="DEAD"),
+    }
+    for script in (scripts["101"], scripts["102"]):
+        sim.add_task(script)
+    config = write_config(tmp_path, sim, SIM_EMAIL)
+    env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
+
+    added = jtm(config, "add", "101", f"{sim.url}/rest/api/3/task/102", "--label", "e2e", env=env)
+    assert added.returncode == 0, added.stderr
+    daemon = Daemon(config, env)
+    try:
+        daemon.wait_event("daemon.started")
+        # Registered while the daemon runs: picked up without a restart.
+        sim.add_task(scripts["103"])
+        assert jtm(config, "add", "-", env=env, stdin="103\n").returncode == 0
+        daemon.wait_event("task.finished", count=3)
+    finally:
+        returncode = daemon.stop()
+    assert returncode == 0, daemon.stderr
+
+    events = daemon.events()  # every stdout line is one JSON object
+    assert all({"timestamp", "level", "event"} <= set(e) for e in events)
+    assert all(e["timestamp"].endswith("Z") or "+00:00" in e["timestamp"] for e in events)
+    finished = Counter(e["task_id"] for e in daemon.events("task.finished"))
+    assert finished == {"101": 1, "102": 1, "103": 1}
+    outcome = {e["task_id"]: e["status"] for e in daemon.events("task.finished")}
+    assert outcome == {"101": "COMPLETE", "102": "FAILED", "103": "DEAD"}
+    assert [e["event"] for e in events][-1] == "daemon.stopped"
+    assert SIM_TOKEN not in "\n".join(daemon.lines) + daemon.stderr
+
+    with sqlite3.connect(tmp_path / "monitor.db") as db:
+        states = dict(db.execute("SELECT task_id, state || ':' || status FROM tasks"))
+        statuses = {
+            task_id: [
+                s
+                for (s,) in db.execute(
+                    "SELECT status FROM snapshots WHERE task_id = ? ORDER BY id", (task_id,)
+                )
+            ]
+            for task_id in scripts
+        }
+    assert states == {"101": "finished:COMPLETE", "102": "finished:FAILED", "103": "finished:DEAD"}
+    for task_id, seen in statuses.items():
+        assert seen[-1] == scripts[task_id].outcome
+        assert "RUNNING" in seen or "ENQUEUED" in seen
+
+    listed = jtm(config, "list", "--all", "--json", env=env)
+    assert listed.returncode == 0
+    assert '"state": "finished"' in listed.stdout
+
+    # A restart neither polls finished tasks again nor logs their finish a second time.
+    polls_before = len(sim.requests_log())
+    again = Daemon(config, env)
+    try:
+        again.wait_event("daemon.started")
+        wait_for(lambda: _heartbeats(tmp_path) >= 1, what="a completed tick")
+    finally:
+        assert again.stop(signal.SIGINT) == 0
+    assert again.events("task.finished") == []
+    assert len(sim.requests_log()) == polls_before
+
+
+def _heartbeats(directory: Path) -> int:
+    with sqlite3.connect(directory / "monitor.db") as db:
+        row = db.execute(
+            "SELECT count(*) FROM heartbeats WHERE last_tick_at IS NOT NULL AND stopped_at IS NULL"
+        ).fetchone()
+    return int(row[0])
+
+
+def test_run_with_a_bad_config_exits_78_without_a_traceback(tmp_path: Path, sim: Simulator) -> None:
+    config = write_config(tmp_path, sim, SIM_EMAIL, poll={"intervall": "5s"})
+    result = jtm(config, "run", env=base_env(JTM_JIRA_TOKEN=SIM_TOKEN))
+    assert result.returncode == 78
+    assert "poll.intervall" in result.stderr and "poll.interval" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_run_without_a_token_exits_78(tmp_path: Path, sim: Simulator) -> None:
+    config = write_config(tmp_path, sim, SIM_EMAIL)
+    result = jtm(config, "run", env=base_env())
+    assert result.returncode == 78
+    assert "token" in result.stderr

@@ -1,0 +1,107 @@
+"""The schema comes from the migrations, and the database is set up for a CLI beside a daemon."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from monitor.database import (
+    SCHEMA_HEAD,
+    SCHEMA_REVISIONS,
+    create_db_engine,
+    ensure_schema,
+    migrations_path,
+    open_database,
+    transaction,
+)
+from monitor.errors import StoreError
+from monitor.models import Base
+
+
+def test_models_and_migrations_agree(db_url: str) -> None:
+    engine = open_database(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_revision_list_matches_the_migration_scripts() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_path()))
+    scripts = ScriptDirectory.from_config(config)
+    walked = [rev.revision for rev in scripts.walk_revisions("base", "heads")]
+    assert tuple(reversed(walked)) == SCHEMA_REVISIONS
+    assert scripts.get_current_head() == SCHEMA_HEAD
+
+
+def test_new_database_is_created_at_head_with_wal(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dir" / "monitor.db"
+    engine = open_database(f"sqlite:///{path}")
+    with transaction(engine) as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
+    engine.dispose()
+    assert path.exists()
+
+
+def test_a_writer_takes_the_write_lock_up_front(db_url: str, tmp_path: Path) -> None:
+    engine = open_database(db_url)
+    other = sqlite3.connect(tmp_path / "monitor.db", timeout=0, isolation_level=None)
+    # No statement has run yet in the write transaction, and still nobody else may write.
+    with transaction(engine, write=True), pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("ROLLBACK")
+    with transaction(engine):  # a reader does not block writers
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    other.close()
+    engine.dispose()
+
+
+def test_a_newer_database_is_refused(db_url: str) -> None:
+    engine = open_database(db_url)
+    with transaction(engine, write=True) as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StoreError, match="newer than this jtm"):
+        ensure_schema(engine, "upgrade")
+    engine.dispose()
+
+
+def test_a_foreign_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    with pytest.raises(StoreError, match="not a jtm database"):
+        open_database(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:  # left untouched
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("customers",)]
+
+
+def test_an_unusable_path_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "a-directory.db").mkdir()
+    with pytest.raises(StoreError, match=r"a-directory\.db"):
+        open_database(f"sqlite:///{tmp_path / 'a-directory.db'}")
+
+
+def test_a_password_in_the_url_never_shows(tmp_path: Path) -> None:
+    with pytest.raises(StoreError) as caught:
+        open_database("postgresql://jtm:hunter2-secret@127.0.0.1:1/nothing")
+    assert "hunter2-secret" not in str(caught.value)
+
+
+def test_opening_twice_is_harmless(db_url: str) -> None:
+    for _ in range(2):
+        engine = create_db_engine(db_url)
+        assert ensure_schema(engine, "create") in (None, SCHEMA_HEAD)
+        engine.dispose()

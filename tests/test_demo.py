@@ -1,0 +1,27 @@
+"""`jtm demo`, the README's first command, runs to its end and tells the story it promises."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.helpers import JTM, base_env
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_to_the_final_table() -> None:
+    result = subprocess.run(
+        [*JTM, "demo"], capture_output=True, text=True, timeout=120, env=base_env(), check=False
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "daemon started" in out
+    assert out.count("finished COMPLETE") == 3
+    assert "finished FAILED" in out and "finished DEAD" in out
+    assert "is gone" in out
+    table = out.split("Final states")[1]
+    assert table.count("finished") == 5 and "gone" in table
+    assert "exit code 0" in out
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,201 @@
+"""One tick at a time, with a chosen `now`, against the real simulator and real SQLite."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from structlog.testing import capture_logs
+
+from monitor.config import PollSettings
+from monitor.jira import JiraClient, TaskInfo
+from monitor.poller import GONE_AFTER_404S, UNCHANGED_BACKOFF, Poller
+from monitor.simulator import Fault, Simulator, TaskScript
+from monitor.states import EventKind, TaskState
+from monitor.store import Registration, Store
+
+NOW = datetime.now(UTC)
+FOREVER = 1_000_000.0
+
+
+def later(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+def events_named(logs: list[dict[str, object]], name: str) -> list[dict[str, object]]:
+    return [line for line in logs if line["event"] == name]
+
+
+def test_first_poll_records_a_snapshot_and_the_status(
+    sim: Simulator, store: Store, poller: Poller
+) -> None:
+    sim.add_task(TaskScript("1", queued_s=FOREVER))
+    store.register(["1"], Registration(), NOW)
+    with capture_logs() as logs:
+        report = poller.tick(NOW)
+    assert (report.due, report.polled, report.changed) == (1, 1, 1)
+    task = store.get("1")
+    assert (task.status, task.progress, task.polls) == ("ENQUEUED", 0, 1)
+    assert task.first_seen_at == NOW
+    assert task.jira_submitted_at is not None
+    [snap] = store.snapshots("1")
+    assert (snap.status, snap.observed_at) == ("ENQUEUED", NOW)
+    assert [e.kind for e in store.events("1")] == [EventKind.REGISTERED, EventKind.FIRST_SEEN]
+    [changed] = events_named(logs, "task.status_changed")
+    assert (changed["from"], changed["to"], changed["task_id"]) == (None, "ENQUEUED", "1")
+
+
+def test_tasks_not_yet_due_are_not_polled(sim: Simulator, store: Store, poller: Poller) -> None:
+    sim.add_task(TaskScript("1", queued_s=FOREVER))
+    store.register(["1"], Registration(), NOW)
+    poller.tick(NOW)
+    assert poller.tick(later(0.5)).due == 0
+    assert len(sim.requests_log()) == 1
+    assert poller.tick(later(2)).due == 1
+
+
+def test_unchanged_polls_write_no_rows_and_back_off(
+    sim: Simulator, store: Store, poller: Poller
+) -> None:
+    sim.add_task(TaskScript("1", queued_s=FOREVER))
+    store.register(["1"], Registration(), NOW)
+    poll = poller.poll
+    at = NOW
+    intervals = []
+    for _ in range(6):
+        poller.tick(at)
+        task = store.get("1")
+        intervals.append(task.poll_interval_s)
+        assert task.next_poll_at is not None
+        at = task.next_poll_at
+    expected = [poll.interval_s]
+    for _ in range(5):
+        expected.append(min(expected[-1] * UNCHANGED_BACKOFF, poll.max_interval_s))
+    assert intervals == pytest.approx(expected)
+    [snap] = store.snapshots("1")  # six polls, one row
+    assert snap.observed_at == NOW
+    assert snap.last_seen_at == store.get("1").last_seen_at > NOW
+    assert store.get("1").polls == 6
+
+
+def test_finished_task_is_logged_once_and_never_polled_again(
+    sim: Simulator, store: Store, poller: Poller
+) -> None:
+    sim.add_task(TaskScript("1", queued_s=0, run_s=0, outcome="FAILED", result={"why": "x"}))
+    store.register(["1"], Registration(label="field delete"), NOW)
+    with capture_logs() as logs:
+        first = poller.tick(NOW)
+        for i in range(1, 4):
+            poller.tick(later(60 * i))
+    assert (first.finished, first.finished_ids) == (1, ["1"])
+    [finished] = events_named(logs, "task.finished")
+    assert finished["status"] == "FAILED"
+    assert finished["polls"] == 1
+    assert finished["result"] == '{"why": "x"}'
+    assert finished["cancelled_by_monitor"] is False
+    assert finished["timed_out"] is None
+    assert finished["log_level"] == "warning"
+    task = store.get("1")
+    assert (task.state, task.finished_at, task.next_poll_at) == (TaskState.FINISHED, NOW, None)
+    assert len(sim.requests_log()) == 1
+
+
+def test_progress_changes_are_snapshots(sim: Simulator, store: Store, poller: Poller) -> None:
+    # Started 30 s ago with 60 s to run: progress moves with the wall clock between polls.
+    sim.add_task(TaskScript("1", queued_s=0, run_s=60, started_ago_s=30, message_every_pct=1))
+    store.register(["1"], Registration(), NOW)
+    poller.tick(NOW)
+    sim.add_task(TaskScript("1", queued_s=0, run_s=60, started_ago_s=45, message_every_pct=1))
+    poller.tick(later(1.5))
+    newest, oldest = store.snapshots("1")
+    assert oldest.progress is not None and newest.progress is not None
+    assert newest.progress > oldest.progress
+    assert store.get("1").poll_interval_s == poller.poll.interval_s
+
+
+def test_repeated_404s_make_a_task_gone(sim: Simulator, store: Store, poller: Poller) -> None:
+    store.register(["nope"], Registration(), NOW)
+    at = NOW
+    with capture_logs() as logs:
+        for _ in range(GONE_AFTER_404S):
+            poller.tick(at)
+            assert store.get("nope").state in (TaskState.WATCHING, TaskState.GONE)
+            at = store.get("nope").next_poll_at or at
+    task = store.get("nope")
+    assert (task.state, task.not_found_count) == (TaskState.GONE, GONE_AFTER_404S)
+    [gone] = events_named(logs, "task.gone")
+    assert gone["reason"] == "not_found"
+    assert poller.tick(later(3600)).due == 0
+
+
+def test_a_task_jira_forgot_is_gone_as_expired(
+    sim: Simulator, store: Store, poller: Poller
+) -> None:
+    sim.add_task(TaskScript("1", queued_s=FOREVER))
+    store.register(["1"], Registration(), NOW)
+    poller.tick(NOW)
+    sim.reset()  # Jira's retention ran out: the task now answers 404
+    at = store.get("1").next_poll_at
+    with capture_logs() as logs:
+        for _ in range(GONE_AFTER_404S):
+            assert at is not None
+            poller.tick(at)
+            at = store.get("1").next_poll_at or at
+    assert store.get("1").state == TaskState.GONE
+    assert events_named(logs, "task.gone")[0]["reason"] == "expired"
+
+
+def test_a_transient_error_backs_off_and_records_no_status(
+    sim: Simulator, store: Store, poller: Poller
+) -> None:
+    sim.add_task(TaskScript("1", queued_s=FOREVER))
+    store.register(["1"], Registration(), NOW)
+    sim.add_fault(Fault(kind="status", status=503, count=2))
+    with capture_logs() as logs:
+        poller.tick(NOW)
+        first = store.get("1")
+        assert first.next_poll_at is not None
+        poller.tick(first.next_poll_at)
+    task = store.get("1")
+    assert (task.status, task.consecutive_errors, task.last_error_transient) == (None, 2, True)
+    assert task.next_poll_at is not None and first.next_poll_at is not None
+    assert task.next_poll_at - first.next_poll_at > first.next_poll_at - NOW  # growing waits
+    errors = events_named(logs, "jira.error")
+    assert [(e["status"], e["transient"]) for e in errors] == [(503, True), (503, True)]
+    assert store.snapshots("1") == []
+    poller.tick(task.next_poll_at)
+    recovered = store.get("1")
+    assert (recovered.status, recovered.consecutive_errors) == ("ENQUEUED", 0)
+    kinds = [e.kind for e in store.events("1")]
+    assert kinds.count(EventKind.POLL_FAILED) == 1  # one per streak, not one per poll
+    assert EventKind.POLL_RECOVERED in kinds
+
+
+def test_a_task_whose_processing_raises_does_not_stop_the_others(
+    sim: Simulator, store: Store, client: JiraClient, poll_settings: PollSettings
+) -> None:
+    for task_id in ("good", "bad"):
+        sim.add_task(TaskScript(task_id, queued_s=FOREVER))
+    store.register(["good", "bad"], Registration(), NOW)
+
+    def fetch(task_id: str) -> TaskInfo:
+        if task_id == "bad":
+            raise RuntimeError("a bug in processing this one task")
+        return client.get_task(task_id)
+
+    with ThreadPoolExecutor(2) as workers, capture_logs() as logs:
+        report = Poller(store, fetch, poll_settings, workers, rng=random.Random(1)).tick(NOW)
+    assert (report.polled, report.failed) == (1, 1)
+    assert store.get("good").status == "ENQUEUED"
+    assert [line["task_id"] for line in events_named(logs, "poller.task_failed")] == ["bad"]
+    bad = store.get("bad")  # backed off, not retried on every tick
+    assert bad.consecutive_errors == 1
+    assert bad.last_error is not None and "RuntimeError" in bad.last_error
+    assert bad.next_poll_at is not None and bad.next_poll_at > NOW
+
+
+@pytest.fixture
+def poll_settings() -> PollSettings:
+    return PollSettings(interval_s=1.0, max_interval_s=4.0, concurrency=2)

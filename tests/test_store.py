@@ -1,0 +1,110 @@
+"""Registration and the compare-and-set writes of the store, on real SQLite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.errors import NotFoundError
+from monitor.states import EventKind, TaskState
+from monitor.store import Registration, Store
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_register_then_readd_updates_options_without_duplicating(store: Store) -> None:
+    first = store.register(["1", "2", "1"], Registration(label="a", run_s=60), T0)
+    assert [(r.task_id, r.outcome) for r in first] == [("1", "added"), ("2", "added")]
+    again = store.register(["1"], Registration(stall_s=30), T0 + timedelta(minutes=1))
+    assert [(r.task_id, r.outcome) for r in again] == [("1", "updated")]
+    task = store.get("1")
+    assert (task.label, task.limit_run_s, task.limit_stall_s) == ("a", 60, 30)
+    assert task.registered_at == T0
+    assert task.state == TaskState.WATCHING
+    assert task.next_poll_at == T0
+    assert len(store.tasks()) == 2
+    kinds = [e.kind for e in store.events("1")]
+    assert kinds == [EventKind.REGISTERED, EventKind.UPDATED]
+
+
+def test_remove_keeps_history_and_readd_watches_again(store: Store) -> None:
+    store.register(["7"], Registration(), T0)
+    assert store.remove(["7"], T0 + timedelta(seconds=5)) == ["7"]
+    assert store.remove(["7"], T0 + timedelta(seconds=6)) == []  # already removed
+    task = store.get("7")
+    assert (task.state, task.next_poll_at) == (TaskState.REMOVED, None)
+    assert store.due_tasks(T0 + timedelta(days=1), 10) == []
+    [result] = store.register(["7"], Registration(), T0 + timedelta(seconds=9))
+    assert result.outcome == "rewatched"
+    assert store.get("7").state == TaskState.WATCHING
+    assert [e.kind for e in store.events("7")] == ["registered", "removed", "updated"]
+
+
+def test_remove_of_an_unknown_id_changes_nothing(store: Store) -> None:
+    store.register(["1"], Registration(), T0)
+    with pytest.raises(NotFoundError, match="nope"):
+        store.remove(["1", "nope"], T0)
+    assert store.get("1").state == TaskState.WATCHING
+
+
+def test_get_unknown_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        store.get("404")
+    assert caught.value.exit_code == 3
+
+
+def test_due_tasks_are_the_watched_ones_whose_time_has_come(store: Store) -> None:
+    store.register(["a"], Registration(), T0)
+    store.register(["b"], Registration(), T0 + timedelta(seconds=10))
+    assert [t.task_id for t in store.due_tasks(T0, 10)] == ["a"]
+    assert [t.task_id for t in store.due_tasks(T0 + timedelta(seconds=10), 10)] == ["a", "b"]
+    assert [t.task_id for t in store.due_tasks(T0 + timedelta(seconds=10), 1)] == ["a"]
+
+
+def test_record_poll_is_compare_and_set(store: Store) -> None:
+    store.register(["1"], Registration(), T0)
+    [read] = store.due_tasks(T0, 10)
+    snap = {"observed_at": T0, "last_seen_at": T0, "status": "RUNNING", "progress": 5}
+    assert store.record_poll(read, {"status": "RUNNING"}, T0, snapshot=snap)
+    # The same read again is stale: another writer (or instance) got there first.
+    assert not store.record_poll(read, {"status": "COMPLETE"}, T0, snapshot=snap)
+    assert store.get("1").status == "RUNNING"
+    assert store.get("1").polls == 1
+    assert len(store.snapshots("1")) == 1
+
+
+def test_record_poll_does_not_resurrect_a_removed_task(store: Store) -> None:
+    store.register(["1"], Registration(), T0)
+    [read] = store.due_tasks(T0, 10)
+    store.remove(["1"], T0)
+    assert not store.record_poll(read, {"status": "RUNNING"}, T0)
+    assert store.get("1").state == TaskState.REMOVED
+
+
+def test_touching_moves_last_seen_of_the_newest_snapshot_only(store: Store) -> None:
+    store.register(["1"], Registration(), T0)
+    for i, progress in enumerate((10, 20)):
+        [task] = store.due_tasks(T0 + timedelta(days=1), 10)
+        at = T0 + timedelta(seconds=i)
+        snap = {"observed_at": at, "last_seen_at": at, "status": "RUNNING", "progress": progress}
+        assert store.record_poll(task, {}, at, snapshot=snap)
+    [task] = store.due_tasks(T0 + timedelta(days=1), 10)
+    later = T0 + timedelta(hours=1)
+    assert store.record_poll(task, {}, later, touch_snapshot=True)
+    newest, oldest = store.snapshots("1")
+    assert (newest.progress, newest.last_seen_at) == (20, later)
+    assert (oldest.progress, oldest.last_seen_at) == (10, T0)
+
+
+def test_snapshots_filter_and_limit(store: Store) -> None:
+    store.register(["1", "2"], Registration(), T0)
+    for i in range(6):
+        task = store.get(str(i % 2 + 1))
+        at = T0 + timedelta(minutes=i)
+        snap = {"observed_at": at, "last_seen_at": at, "status": "RUNNING", "progress": i}
+        assert store.record_poll(task, {}, at, snapshot=snap)
+    assert [s.progress for s in store.snapshots()] == [5, 4, 3, 2, 1, 0]
+    assert [s.progress for s in store.snapshots("2")] == [5, 3, 1]
+    assert [s.progress for s in store.snapshots(since=T0 + timedelta(minutes=4))] == [5, 4]
+    assert [s.progress for s in store.snapshots(limit=2)] == [5, 4]
