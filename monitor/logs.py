@@ -58,6 +58,12 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     return event_dict
 
 
+def order_keys(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog processor: timestamp, level and event first, so lines read well in a pager."""
+    head = {k: event_dict.pop(k) for k in ("timestamp", "level", "event") if k in event_dict}
+    return {**head, **event_dict}
+
+
 def configure_logging(
     fmt: LogFormat = "auto", level: LogLevel = "info", stream: TextIO | None = None
 ) -> None:
@@ -76,7 +82,7 @@ def configure_logging(
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
-        tail: list[Any] = [structlog.processors.format_exc_info, redact]
+        tail: list[Any] = [structlog.processors.format_exc_info, redact, order_keys]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         tail = [redact]

@@ -310,9 +310,10 @@ class Poller:
     def _log_finished(self, task: Task, info: TaskInfo, now: datetime) -> None:
         start = info.submitted or task.registered_at
         end = info.finished or now
-        result = _json_result(info.result)
-        if result is not None and len(result) > MAX_LOGGED_RESULT_CHARS:
-            result = result[:MAX_LOGGED_RESULT_CHARS] + "...(truncated)"
+        result: object = info.result
+        text = _json_result(result)
+        if text is not None and len(text) > MAX_LOGGED_RESULT_CHARS:
+            result = text[:MAX_LOGGED_RESULT_CHARS] + "...(truncated)"
         level = self.log.info if info.status == "COMPLETE" else self.log.warning
         level(
             "task.finished",

@@ -31,6 +31,7 @@ def test_events_are_json_lines_with_utc_timestamps(stream: io.StringIO) -> None:
         "task.finished", "info", "1", 100,
     )  # fmt: skip
     assert str(line["timestamp"]).endswith("Z")
+    assert list(line)[:3] == ["timestamp", "level", "event"]
 
 
 def test_library_logging_goes_through_the_same_renderer(stream: io.StringIO) -> None:

@@ -93,7 +93,7 @@ def test_finished_task_is_logged_once_and_never_polled_again(
     [finished] = events_named(logs, "task.finished")
     assert finished["status"] == "FAILED"
     assert finished["polls"] == 1
-    assert finished["result"] == '{"why": "x"}'
+    assert finished["result"] == {"why": "x"}
     assert finished["cancelled_by_monitor"] is False
     assert finished["timed_out"] is None
     assert finished["log_level"] == "warning"
@@ -199,3 +199,18 @@ def test_a_task_whose_processing_raises_does_not_stop_the_others(
 @pytest.fixture
 def poll_settings() -> PollSettings:
     return PollSettings(interval_s=1.0, max_interval_s=4.0, concurrency=2)
+
+
+def test_a_large_result_is_truncated_in_the_log(
+    sim: Simulator, store: Store, poller: Poller
+) -> None:
+    sim.add_task(TaskScript("1", queued_s=0, run_s=0, result={"ids": list(range(5000))}))
+    store.register(["1"], Registration(), NOW)
+    with capture_logs() as logs:
+        poller.tick(NOW)
+    [finished] = events_named(logs, "task.finished")
+    assert isinstance(finished["result"], str)
+    assert finished["result"].endswith("...(truncated)")
+    assert len(finished["result"]) < 1100
+    stored = store.get("1").result
+    assert stored is not None and len(stored) > 20_000  # the database keeps it whole
