@@ -7,19 +7,30 @@ The monitor runs migrations in-process (`monitor.schema`) and hands over an open
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from monitor.models import Base
+from monitor.models import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def _render_item(type_: str, obj: object, _context: Any) -> str | Literal[False]:
+    """Write UTC datetimes into new migrations as plain SQLAlchemy types: a migration must not
+    depend on application code that may change after it."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        render_item=_render_item,
         render_as_batch=True,  # SQLite cannot ALTER most things: batch mode copies the table
         compare_type=True,
     )

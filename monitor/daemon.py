@@ -61,7 +61,15 @@ class Daemon:
         concurrency = settings.poll.concurrency
         client = JiraClient(settings.jira, token, pool_size=concurrency)
         workers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jtm-poll")
-        poller = Poller(store, client.get_task, settings.poll, workers, log=self.log)
+        poller = Poller(
+            store,
+            client,
+            settings.poll,
+            settings.timeouts,
+            workers,
+            log=self.log,
+            watched_since=self.started_at,
+        )
         scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": SchedulerThreadPool(max_workers=1)},

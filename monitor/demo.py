@@ -40,7 +40,9 @@ DEMO_TASKS: tuple[tuple[TaskScript, str], ...] = (
     ),
     (TaskScript("10004", queued_s=4, run_s=14, outcome="COMPLETE"), "archive issues by JQL"),
     (TaskScript("10005", queued_s=1, run_s=5, outcome="DEAD"), "delete project SANDBOX"),
+    (TaskScript("10006", queued_s=1, run_s=120, cancel_delay_s=1), "bulk edit (overruns)"),
 )
+RUN_LIMITS = {"10006": 6.0}  # seconds: the demo's `jtm add --run 6s`
 UNKNOWN_TASK = ("10099", "a task that is not on this site")
 POLL_EVERY = "1s"
 
@@ -75,11 +77,21 @@ def _narrate(line: str) -> None:
         text += f" at {progress}%" if progress is not None else ""
     elif name == "task.finished":
         colour = "green" if event.get("status") == "COMPLETE" else "red"
+        by_monitor = " (cancelled by the monitor)" if event.get("cancelled_by_monitor") else ""
         text = click.style(
             f"task {task} finished {event.get('status')} at {event.get('progress')}% after "
-            f"{event.get('duration_s')}s and {event.get('polls')} polls",
+            f"{event.get('duration_s')}s and {event.get('polls')} polls{by_monitor}",
             fg=colour,
         )
+    elif name == "task.timeout":
+        text = click.style(
+            f"task {task} passed its {event.get('kind')} limit of {event.get('limit_s')}s "
+            f"({event.get('observed_s')}s): the monitor decides to {event.get('action')} it",
+            fg="yellow",
+        )
+    elif name in ("task.cancel_requested", "task.cancel_failed", "task.cancel_unconfirmed"):
+        what = name.split(".")[1].replace("_", " ")
+        text = f"task {task}: {what} (attempt {event.get('attempt', '-')})"
     elif name == "task.gone":
         text = click.style(
             f"task {task} is gone: Jira answers 404 ({event.get('reason')})", fg="yellow"
@@ -105,13 +117,15 @@ def run_demo(max_seconds: int = 40) -> None:
         store = Store(open_database(f"sqlite:///{tmp / 'monitor.db'}"))
         now = datetime.now(UTC)
         for script, label in DEMO_TASKS:
-            store.register([script.task_id], Registration(label=label), now)
+            limit = RUN_LIMITS.get(script.task_id)
+            store.register([script.task_id], Registration(label=label, run_s=limit), now)
         store.register([UNKNOWN_TASK[0]], Registration(label=UNKNOWN_TASK[1]), now)
         click.secho("jira-task-monitor demo", bold=True)
         click.echo(
-            f"A simulated Jira site runs at {sim.url}. Six tasks are registered (as `jtm add`\n"
-            f"would), and the daemon (`jtm run`) polls them every {POLL_EVERY}. It logs one JSON\n"
-            "line per event; here they are, told as a story:\n"
+            f"A simulated Jira site runs at {sim.url}. Seven tasks are registered (as `jtm add`\n"
+            f"would; one with `--run 6s`, and one that does not exist), and the daemon\n"
+            f"(`jtm run`) polls them every {POLL_EVERY}. It logs one JSON line per event; here\n"
+            "they are, told as a story:\n"
         )
         log_path = tmp / "daemon.log"
         with log_path.open("w") as log_out:

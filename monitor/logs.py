@@ -123,3 +123,14 @@ def get_logger(name: str = "monitor") -> FilteringBoundLogger:
     """The structlog logger that every module logs events through."""
     logger: FilteringBoundLogger = structlog.get_logger(name)
     return logger
+
+
+def null_logger() -> FilteringBoundLogger:
+    """A logger that drops everything: for library code run by a CLI command that reports
+    the outcome in its own words."""
+    logger: FilteringBoundLogger = structlog.wrap_logger(
+        structlog.ReturnLogger(),
+        processors=[],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL),
+    )
+    return logger

@@ -103,10 +103,20 @@ class Task(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error_transient: Mapped[bool | None] = mapped_column(Boolean)
 
-    # Timeouts and cancellation.
+    # Timeouts and cancellation. `timed_out` is the first limit that fired; `timeouts_fired`
+    # every kind already reported (comma-separated), so each is reported once.
     timed_out: Mapped[str | None] = mapped_column(String(8))
+    timeouts_fired: Mapped[str | None] = mapped_column(String(40))
+    # A cancel decision: the intent is recorded first (requested_at/by/reason), then each
+    # attempt is claimed (attempts + 1) before the POST; next_at is when the next attempt (or
+    # the verdict "unconfirmed") is due; outcome closes the decision.
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested_by: Mapped[str | None] = mapped_column(String(16))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    cancel_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cancel_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    cancel_outcome: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index(None, "state", "next_poll_at"),)
 

@@ -53,6 +53,7 @@ class EventKind(StrEnum):
     CANCEL_SENT = "cancel_sent"
     CANCEL_FAILED = "cancel_failed"
     CANCEL_UNCONFIRMED = "cancel_unconfirmed"
+    CANCEL_CONFIRMED = "cancel_confirmed"
 
 
 class TimeoutKind(StrEnum):
@@ -70,3 +71,19 @@ class TimeoutAction(StrEnum):
 class GoneReason(StrEnum):
     NOT_FOUND = "not_found"
     EXPIRED = "expired"
+
+
+class CancelSource(StrEnum):
+    """Who decided a cancel: the monitor on a timeout, or a person with `jtm cancel`."""
+
+    MONITOR = "monitor"
+    USER = "user"
+
+
+class CancelOutcome(StrEnum):
+    """How a cancel decision ended; no outcome yet means it is still in progress."""
+
+    CONFIRMED = "confirmed"  # the task reached CANCELLED
+    OVERTAKEN = "overtaken"  # the task reached another terminal status first
+    REFUSED = "refused"  # Jira answered that the task cannot be cancelled (or another 4xx)
+    UNCONFIRMED = "unconfirmed"  # still not terminal after every attempt's grace period

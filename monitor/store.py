@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.database import transaction
 from monitor.errors import NotFoundError
 from monitor.models import Event, Heartbeat, Snapshot, Task
-from monitor.states import EventKind, TaskState
+from monitor.states import CancelOutcome, EventKind, TaskState
 
 EventSpec = tuple[EventKind, str | None]
 
@@ -213,21 +213,25 @@ class Store:
         snapshot: dict[str, Any] | None = None,
         touch_snapshot: bool = False,
         events: Sequence[EventSpec] = (),
+        decides_cancel: bool = False,
     ) -> bool:
         """Apply one poll's outcome to `task` as read by `due_tasks`; False if it lost the race.
 
         `values` are the task's new column values; `snapshot` a new snapshot row to insert, or
-        `touch_snapshot` to move the newest snapshot's `last_seen_at` instead.
+        `touch_snapshot` to move the newest snapshot's `last_seen_at` instead. With
+        `decides_cancel`, the write also requires that no cancel was decided meanwhile (by
+        `jtm cancel`), so one decision is never overwritten by another.
         """
+        guards = [
+            Task.task_id == task.task_id,
+            Task.state == TaskState.WATCHING,
+            Task.polls == task.polls,
+        ]
+        if decides_cancel:
+            guards.append(Task.cancel_requested_at.is_(None))
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
-                update(Task)
-                .where(
-                    Task.task_id == task.task_id,
-                    Task.state == TaskState.WATCHING,
-                    Task.polls == task.polls,
-                )
-                .values(**values, polls=task.polls + 1, updated_at=now)
+                update(Task).where(*guards).values(**values, polls=task.polls + 1, updated_at=now)
             )
             if result.rowcount != 1:
                 return False
@@ -244,6 +248,96 @@ class Store:
                 conn.execute(
                     insert(Event), [_event(task.task_id, now, kind, d) for kind, d in events]
                 )
+        return True
+
+    # -- cancels ---------------------------------------------------------------------------
+
+    def request_cancel(self, task_id: str, now: datetime, by: str, reason: str) -> bool:
+        """Record a new cancel decision; False if one is already in progress (or the task is
+        no longer watched). A decision that ended refused or unconfirmed may be replaced."""
+        open_again = Task.cancel_outcome.in_([CancelOutcome.REFUSED, CancelOutcome.UNCONFIRMED])
+        with transaction(self.engine, write=True) as conn:
+            result = conn.execute(
+                update(Task)
+                .where(
+                    Task.task_id == task_id,
+                    Task.state == TaskState.WATCHING,
+                    or_(Task.cancel_requested_at.is_(None), open_again),
+                )
+                .values(
+                    cancel_requested_at=now,
+                    cancel_requested_by=by,
+                    cancel_reason=reason,
+                    cancel_attempts=0,
+                    cancel_sent_at=None,
+                    cancel_next_at=now,
+                    cancel_outcome=None,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            conn.execute(
+                insert(Event).values(_event(task_id, now, EventKind.CANCEL_REQUESTED, reason))
+            )
+        return True
+
+    def cancels_due(self, now: datetime, limit: int) -> list[Task]:
+        """Watched tasks with a cancel decision in progress whose next step is due."""
+        stmt = (
+            select(Task)
+            .where(
+                Task.state == TaskState.WATCHING,
+                Task.cancel_outcome.is_(None),
+                Task.cancel_next_at <= now,
+            )
+            .order_by(Task.cancel_next_at)
+            .limit(limit)
+        )
+        with transaction(self.engine) as conn:
+            return _load_tasks(conn, stmt)
+
+    def claim_cancel_attempt(self, task: Task, now: datetime, next_at: datetime) -> bool:
+        """Take the next attempt of `task`'s cancel for this process, before sending it.
+
+        Compare-and-set on the attempt count: of two ticks, restarts or processes that read
+        the same state, exactly one gets to send.
+        """
+        with transaction(self.engine, write=True) as conn:
+            result = conn.execute(
+                update(Task)
+                .where(
+                    Task.task_id == task.task_id,
+                    Task.state == TaskState.WATCHING,
+                    Task.cancel_outcome.is_(None),
+                    Task.cancel_attempts == task.cancel_attempts,
+                )
+                .values(
+                    cancel_attempts=task.cancel_attempts + 1,
+                    cancel_sent_at=now,
+                    cancel_next_at=next_at,
+                    updated_at=now,
+                )
+            )
+            return result.rowcount == 1
+
+    def update_cancel(
+        self,
+        task_id: str,
+        now: datetime,
+        values: dict[str, Any],
+        event: EventSpec,
+    ) -> bool:
+        """Record what became of a cancel attempt, while its decision is still open."""
+        with transaction(self.engine, write=True) as conn:
+            result = conn.execute(
+                update(Task)
+                .where(Task.task_id == task_id, Task.cancel_outcome.is_(None))
+                .values(**values, updated_at=now)
+            )
+            if result.rowcount != 1:
+                return False
+            conn.execute(insert(Event).values(_event(task_id, now, *event)))
         return True
 
     # -- heartbeat -------------------------------------------------------------------------

@@ -64,4 +64,4 @@ def client(settings: Settings) -> Iterator[JiraClient]:
 @pytest.fixture
 def poller(store: Store, client: JiraClient, settings: Settings) -> Iterator[Poller]:
     with ThreadPoolExecutor(max_workers=4) as workers:
-        yield Poller(store, client.get_task, settings.poll, workers, rng=random.Random(7))
+        yield Poller(store, client, settings.poll, settings.timeouts, workers, rng=random.Random(7))

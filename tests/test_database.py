@@ -17,6 +17,7 @@ from monitor.database import (
     SCHEMA_REVISIONS,
     create_db_engine,
     ensure_schema,
+    migrate,
     migrations_path,
     open_database,
     transaction,
@@ -105,3 +106,24 @@ def test_opening_twice_is_harmless(db_url: str) -> None:
         engine = create_db_engine(db_url)
         assert ensure_schema(engine, "create") in (None, SCHEMA_HEAD)
         engine.dispose()
+
+
+def test_an_older_database_is_upgraded_only_when_allowed_and_keeps_its_rows(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    migrate(engine, SCHEMA_REVISIONS[0])
+    with transaction(engine, write=True) as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tasks (task_id, state, registered_at, updated_at, polls,"
+                " consecutive_errors, not_found_count)"
+                " VALUES ('42', 'watching', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 3, 0, 0)"
+            )
+        )
+    with pytest.raises(StoreError, match="jtm db upgrade"):
+        ensure_schema(engine, "create")
+    assert ensure_schema(engine, "upgrade") == SCHEMA_REVISIONS[0]
+    with transaction(engine) as conn:
+        row = conn.execute(text("SELECT task_id, polls, cancel_attempts FROM tasks")).one()
+        assert tuple(row) == ("42", 3, 0)
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+    engine.dispose()

@@ -21,7 +21,9 @@ def test_demo_runs_to_the_final_table() -> None:
     assert out.count("finished COMPLETE") == 3
     assert "finished FAILED" in out and "finished DEAD" in out
     assert "is gone" in out
+    assert "passed its run limit" in out and "cancel requested" in out
+    assert "finished CANCELLED" in out and "(cancelled by the monitor)" in out
     table = out.split("Final states")[1]
-    assert table.count("finished") == 5 and "gone" in table
+    assert table.count("finished") == 6 and "gone" in table
     assert "exit code 0" in out
     assert "Traceback" not in result.stderr

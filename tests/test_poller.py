@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.config import PollSettings
+from monitor.config import PollSettings, TimeoutSettings
 from monitor.jira import JiraClient, TaskInfo
-from monitor.poller import GONE_AFTER_404S, UNCHANGED_BACKOFF, Poller
+from monitor.observation import GONE_AFTER_404S, UNCHANGED_BACKOFF
+from monitor.poller import Poller
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
@@ -180,13 +180,20 @@ def test_a_task_whose_processing_raises_does_not_stop_the_others(
         sim.add_task(TaskScript(task_id, queued_s=FOREVER))
     store.register(["good", "bad"], Registration(), NOW)
 
-    def fetch(task_id: str) -> TaskInfo:
-        if task_id == "bad":
-            raise RuntimeError("a bug in processing this one task")
-        return client.get_task(task_id)
+    class BuggyFor:
+        """The real client, but processing task "bad" raises."""
+
+        def get_task(self, task_id: str) -> TaskInfo:
+            if task_id == "bad":
+                raise RuntimeError("a bug in processing this one task")
+            return client.get_task(task_id)
+
+        def cancel_task(self, task_id: str) -> None:
+            client.cancel_task(task_id)
 
     with ThreadPoolExecutor(2) as workers, capture_logs() as logs:
-        report = Poller(store, fetch, poll_settings, workers, rng=random.Random(1)).tick(NOW)
+        poller = Poller(store, BuggyFor(), poll_settings, TimeoutSettings(), workers)
+        report = poller.tick(NOW)
     assert (report.polled, report.failed) == (1, 1)
     assert store.get("good").status == "ENQUEUED"
     assert [line["task_id"] for line in events_named(logs, "poller.task_failed")] == ["bad"]

@@ -51,9 +51,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from monitor.cli import service, tasks
+    from monitor.cli import cancel, service, tasks
 
-    for command in (*tasks.COMMANDS, *service.COMMANDS):
+    for command in (*tasks.COMMANDS, cancel.cancel, *service.COMMANDS):
         cli.add_command(command)
 
 

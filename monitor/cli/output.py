@@ -50,7 +50,11 @@ def task_json(task: Task, events: Sequence[Event] | None = None) -> dict[str, An
         "removed_at": iso(task.removed_at),
         "cancel_requested_at": iso(task.cancel_requested_at),
         "cancel_requested_by": task.cancel_requested_by,
+        "cancel_reason": task.cancel_reason,
+        "cancel_attempts": task.cancel_attempts,
+        "cancel_outcome": task.cancel_outcome,
         "timed_out": task.timed_out,
+        "timeouts_fired": task.timeouts_fired.split(",") if task.timeouts_fired else [],
         "elapsed_runtime_ms": task.elapsed_runtime_ms,
         "jira": {
             "submitted": iso(task.jira_submitted_at),

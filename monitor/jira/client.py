@@ -24,6 +24,8 @@ import http.cookiejar
 import json
 import socket
 import ssl
+from collections.abc import Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Self
 from urllib.parse import quote, urlsplit
@@ -45,7 +47,7 @@ from monitor.errors import (
     JiraServerError,
     JiraUnreachable,
 )
-from monitor.jira.pacing import SiteGate, retry_after_seconds
+from monitor.jira.pacing import SiteGate, http_date, retry_after_seconds
 from monitor.jira.payload import TaskInfo, parse_task
 
 __all__ = [
@@ -121,11 +123,13 @@ class JiraClient:
     def get_task(self, task_id: str) -> TaskInfo:
         """`GET /task/{id}`: the task as Jira reports it now."""
         what = f"get task {_show_id(task_id)}"
-        status, body = self._request("GET", self._task_path(task_id), what)
+        status, body, headers = self._request("GET", self._task_path(task_id), what)
         try:
-            return parse_task(body, expected_id=task_id)
+            info = parse_task(body, expected_id=task_id)
         except JiraBadResponse as exc:
             message = f"{what}: HTTP {status}: {exc}"
+        else:
+            return replace(info, server_time=http_date(headers.get("Date")))
         raise JiraBadResponse(message, status=status)
 
     def cancel_task(self, task_id: str) -> None:
@@ -141,7 +145,7 @@ class JiraClient:
     def myself(self) -> dict[str, object]:
         """`GET /myself`: the authenticated user; a cheap credentials check for `jtm check`."""
         what = "check credentials (GET /myself)"
-        status, body = self._request("GET", "/myself", what)
+        status, body, _headers = self._request("GET", "/myself", what)
         data = _json_or_none(body)
         if not isinstance(data, dict):
             raise JiraBadResponse(
@@ -180,9 +184,9 @@ class JiraClient:
             raise ValueError(f"not a task id: {task_id!r}")
         return "/task/" + quote(task_id, safe="")
 
-    def _request(self, method: str, path: str, what: str) -> tuple[int, bytes]:
-        """Send one request; return the status and body of a 2xx answer, or raise a
-        `JiraError`."""
+    def _request(self, method: str, path: str, what: str) -> tuple[int, bytes, Mapping[str, str]]:
+        """Send one request; return the status, body and headers of a 2xx answer, or raise
+        a `JiraError`."""
         if self._closed:
             raise JiraUnreachable("client closed")
         self.gate.acquire()
@@ -214,7 +218,7 @@ class JiraClient:
                     f"{what}: response too large (over {MAX_BODY_BYTES} bytes)", status=status
                 )
             self.gate.succeeded()
-            return status, body
+            return status, body, response.headers
         raise self._http_error(what, response, body)
 
     def _http_error(self, what: str, response: requests.Response, body: bytes) -> JiraError:

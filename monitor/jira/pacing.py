@@ -173,11 +173,20 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
         return None
     if _DELTA_SECONDS.fullmatch(text):
         return float(text)
+    when = http_date(text)
+    if when is None:
+        return None
+    delta = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, delta) if math.isfinite(delta) else None
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP date (as in `Date` or `Retry-After`) as an aware UTC datetime; None when
+    missing or garbage."""
     try:
-        when = parsedate_to_datetime(text)
+        when = parsedate_to_datetime((value or "").strip())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # "-0000" dates come back naive; HTTP dates are GMT
         when = when.replace(tzinfo=UTC)
-    delta = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(0.0, delta) if math.isfinite(delta) else None
+    return when.astimezone(UTC)

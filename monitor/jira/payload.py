@@ -58,6 +58,8 @@ class TaskInfo:
     finished: datetime | None
     last_update: datetime | None
     anomalies: tuple[str, ...] = ()
+    server_time: datetime | None = None
+    """Jira's clock when it answered (the HTTP Date header), if it said; set by the client."""
 
     @property
     def terminal(self) -> bool:

@@ -1,0 +1,156 @@
+"""Which limits a task has passed: pure functions of (task facts, limits, now).
+
+Every deadline is derived on every evaluation from durable facts (what Jira last said, and
+when), never from process memory, so a restart neither resets nor forgets one.
+
+Clocks. Jira's timestamps are on Jira's clock, `now` and `observed_at` on ours; the two can
+disagree by minutes. So ages are measured on Jira's clock wherever Jira gives us its "now":
+while a task runs, `started + elapsedRuntime` is Jira's clock at the moment it answered;
+otherwise the HTTP `Date` of that answer (`server_time`). Our clock only adds the time since
+the observation. With neither (no Date header and not running), ages fall back to our clock
+and a skew can shift them; they are never negative.
+
+Stall. "No change in progress, message or lastUpdate while running": measured from Jira's
+`lastUpdate` on Jira's clock when both are known. Otherwise from the monitor's own record of
+the last change, counted only from `watched_since` (this daemon's start), so that the
+monitor's own downtime never counts as a stall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from monitor.states import JiraStatus, TimeoutAction, TimeoutKind, is_terminal
+
+if TYPE_CHECKING:
+    from monitor.config import TimeoutSettings
+    from monitor.models import Task
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits in force for one task, in seconds (None: no such limit)."""
+
+    total_s: float | None = None
+    queued_s: float | None = None
+    run_s: float | None = None
+    stall_s: float | None = None
+    action: TimeoutAction = TimeoutAction.CANCEL
+
+    @classmethod
+    def for_task(cls, task: Task, defaults: TimeoutSettings) -> Limits:
+        """Per-task values where set, else the config's `[timeouts]`."""
+
+        def pick(own: float | None, default: float | None) -> float | None:
+            return own if own is not None else default
+
+        return cls(
+            total_s=pick(task.limit_total_s, defaults.total_s),
+            queued_s=pick(task.limit_queued_s, defaults.queued_s),
+            run_s=pick(task.limit_run_s, defaults.run_s),
+            stall_s=pick(task.limit_stall_s, defaults.stall_s),
+            action=TimeoutAction(task.timeout_action or defaults.action),
+        )
+
+    def limit(self, kind: TimeoutKind) -> float | None:
+        return {
+            TimeoutKind.TOTAL: self.total_s,
+            TimeoutKind.QUEUED: self.queued_s,
+            TimeoutKind.RUN: self.run_s,
+            TimeoutKind.STALL: self.stall_s,
+        }[kind]
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What is durably known about a task at one observation."""
+
+    status: str
+    observed_at: datetime  # our clock: when Jira said all this
+    submitted: datetime | None = None  # Jira's clock, from here down
+    started: datetime | None = None
+    last_update: datetime | None = None
+    elapsed_runtime_ms: int | None = None
+    server_time: datetime | None = None  # the HTTP Date of Jira's answer
+    last_change_at: datetime | None = None  # our clock: the last change we saw
+    watched_since: datetime | None = None  # our clock: start of continuous observation
+
+
+@dataclass(frozen=True, slots=True)
+class Overrun:
+    kind: TimeoutKind
+    limit_s: float
+    observed_s: float
+
+
+def _seconds(delta: timedelta) -> float:
+    return max(delta.total_seconds(), 0.0)
+
+
+def jira_clock(facts: Facts) -> datetime | None:
+    """Jira's clock at the moment of the observation, if Jira told us."""
+    running = facts.status == JiraStatus.RUNNING
+    if running and facts.started is not None and facts.elapsed_runtime_ms is not None:
+        return facts.started + timedelta(milliseconds=facts.elapsed_runtime_ms)
+    return facts.server_time
+
+
+def ages(facts: Facts, now: datetime) -> dict[TimeoutKind, float]:
+    """How long the task has been in each measured condition at `now`, in seconds.
+
+    Only the kinds that apply to the task's status are present: total while not terminal,
+    queued while ENQUEUED, run and stall while RUNNING.
+    """
+    if is_terminal(facts.status):
+        return {}
+    since_observed = _seconds(now - facts.observed_at)
+    jira_now = jira_clock(facts)
+
+    def age_of(instant: datetime) -> float:
+        if jira_now is not None:
+            return _seconds(jira_now - instant) + since_observed
+        return _seconds(now - instant)
+
+    result: dict[TimeoutKind, float] = {}
+    if facts.submitted is not None:
+        result[TimeoutKind.TOTAL] = age_of(facts.submitted)
+        if facts.status == JiraStatus.ENQUEUED:
+            result[TimeoutKind.QUEUED] = result[TimeoutKind.TOTAL]
+    if facts.status != JiraStatus.RUNNING:
+        return result
+    if facts.elapsed_runtime_ms is not None:
+        result[TimeoutKind.RUN] = facts.elapsed_runtime_ms / 1000 + since_observed
+    elif facts.started is not None:
+        result[TimeoutKind.RUN] = age_of(facts.started)
+    if facts.last_update is not None and jira_now is not None:
+        result[TimeoutKind.STALL] = age_of(facts.last_update)
+    else:
+        marks = [t for t in (facts.last_change_at, facts.watched_since) if t is not None]
+        if marks:
+            result[TimeoutKind.STALL] = _seconds(now - max(marks))
+    return result
+
+
+def overruns(facts: Facts, limits: Limits, now: datetime) -> list[Overrun]:
+    """The limits passed at `now`, in a stable order (total, queued, run, stall)."""
+    measured = ages(facts, now)
+    passed = []
+    for kind in TimeoutKind:
+        limit = limits.limit(kind)
+        observed = measured.get(kind)
+        if limit is not None and observed is not None and observed > limit:
+            passed.append(Overrun(kind, limit, round(observed, 3)))
+    return passed
+
+
+def next_deadline(facts: Facts, limits: Limits, now: datetime) -> datetime | None:
+    """When the nearest limit not yet passed will be, assuming nothing changes; None if none."""
+    measured = ages(facts, now)
+    remaining = [
+        limit - observed
+        for kind, observed in measured.items()
+        if (limit := limits.limit(kind)) is not None and observed <= limit
+    ]
+    return now + timedelta(seconds=min(remaining)) if remaining else None
