@@ -25,7 +25,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import __version__
 from monitor.config import PollSettings, Settings, load_token
-from monitor.database import open_database
+from monitor.database import SCHEMA_HEAD, create_db_engine, ensure_schema
+from monitor.errors import JiraAuthError, JiraError
 from monitor.jira import JiraClient
 from monitor.logs import get_logger, register_secret
 from monitor.poller import Poller, TickReport
@@ -56,10 +57,23 @@ class Daemon:
         settings = self.settings
         token = load_token(settings, self.env)
         register_secret(token.reveal())
-        engine = open_database(settings.database.url, "upgrade")
+        engine = create_db_engine(settings.database.url)
+        try:
+            before = ensure_schema(engine, "upgrade")
+        except BaseException:
+            engine.dispose()
+            raise
+        if before != SCHEMA_HEAD:
+            self.log.info("database.upgraded", **{"from": before, "to": SCHEMA_HEAD})
         store = Store(engine)
         concurrency = settings.poll.concurrency
         client = JiraClient(settings.jira, token, pool_size=concurrency)
+        try:
+            self._check_credentials(client)
+        except BaseException:
+            client.close()
+            engine.dispose()
+            raise
         workers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jtm-poll")
         poller = Poller(
             store,
@@ -115,6 +129,19 @@ class Daemon:
                 signal=signal.Signals(self._stop_signal).name if self._stop_signal else None,
             )
         return 0
+
+    def _check_credentials(self, client: JiraClient) -> None:
+        """Refuse to start on credentials Jira rejects (exit 77: a restart cannot help);
+        start anyway when Jira is merely unreachable (it may come back)."""
+        try:
+            client.myself()
+        except JiraAuthError as exc:
+            self.log.error("daemon.credentials_rejected", error=str(exc))
+            raise
+        except JiraError as exc:
+            self.log.warning(
+                "jira.error", status=exc.status, transient=exc.transient, error=str(exc)
+            )
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._stop_signal = signum

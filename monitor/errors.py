@@ -72,10 +72,16 @@ class JiraRateLimited(JiraError):
     transient = True
 
     def __init__(
-        self, message: str, *, status: int | None = 429, retry_after_s: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = 429,
+        retry_after_s: float | None = None,
+        pause_s: float | None = None,
     ) -> None:
         super().__init__(message, status=status)
-        self.retry_after_s = retry_after_s
+        self.retry_after_s = retry_after_s  # what Jira asked for (None: no usable header)
+        self.pause_s = pause_s  # how long every request to the site was held back
 
 
 class JiraServerError(JiraError):

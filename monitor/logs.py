@@ -104,7 +104,7 @@ def configure_logging(
     numeric = logging.getLevelNamesMapping()[level.upper()]
     root.setLevel(numeric)
     # Libraries are chatty at info; their warnings and errors are what an operator needs.
-    for noisy in ("apscheduler", "urllib3"):
+    for noisy in ("alembic", "apscheduler", "urllib3"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[

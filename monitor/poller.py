@@ -201,7 +201,10 @@ class Poller:
     def _log_failure(self, task: Task, error: JiraError) -> None:
         if isinstance(error, JiraRateLimited):
             self.log.warning(
-                "jira.rate_limited", task_id=task.task_id, retry_after_s=error.retry_after_s
+                "jira.rate_limited",
+                task_id=task.task_id,
+                retry_after_s=error.retry_after_s,
+                wait_s=error.pause_s,
             )
         elif not isinstance(error, JiraNotFound):
             self.log.warning(

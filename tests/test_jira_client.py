@@ -25,7 +25,7 @@ from monitor.errors import (
     JiraUnreachable,
 )
 from monitor.jira import MAX_BODY_BYTES, JiraClient, SiteGate, retry_after_seconds
-from monitor.jira.pacing import MIN_PAUSE_S
+from monitor.jira.pacing import AUTH_PAUSE_AFTER, AUTH_PAUSE_S, MIN_PAUSE_S
 from monitor.simulator import Fault, Simulator, TaskScript
 
 # -- SiteGate: pacing and pauses, on a fake clock ----------------------------------------------
@@ -480,6 +480,35 @@ def test_backoff_without_retry_after_grows_and_resets(sim: Simulator) -> None:
     for pause, base in zip(pauses, [5.0, 10.0, 20.0, 30.0], strict=True):
         assert 0.7 * base <= pause <= 1.3 * base
     assert 3.5 <= after_success <= 6.5
+
+
+def test_credentials_refused_again_and_again_pause_the_whole_site(sim: Simulator) -> None:
+    sim.add_task(running())
+    sim.add_task(TaskScript("2", queued_s=1000))
+    fake = FakeTime()
+    gate = SiteGate(1000, clock=fake.clock, sleep=fake.sleep)
+    with JiraClient(jira_settings(sim.url), Secret("sim-token"), gate=gate) as jira:
+        sim.add_fault(Fault(kind="status", status=401, count=1))
+        with pytest.raises(JiraAuthError):
+            jira.get_task("1")
+        jira.get_task("2")  # one task's refusal, then a success: no pause
+        assert gate.paused_until() is None
+        sim.add_fault(Fault(kind="status", status=401, count=None))
+        for _ in range(AUTH_PAUSE_AFTER - 1):
+            with pytest.raises(JiraAuthError):
+                jira.get_task("1")
+        assert gate.paused_until() is None
+        with pytest.raises(JiraAuthError, match="all requests paused 60s"):
+            jira.get_task("2")
+        until = gate.paused_until()
+        assert until is not None and until - fake.now == pytest.approx(AUTH_PAUSE_S)
+        seen = len(sim.requests_log())
+        with pytest.raises(JiraAuthError):
+            jira.get_task("1")  # waits out the pause before it is even sent
+        assert sum(fake.sleeps) >= AUTH_PAUSE_S
+        assert len(sim.requests_log()) == seen + 1
+        until = gate.paused_until()
+        assert until is not None and until - fake.now == pytest.approx(2 * AUTH_PAUSE_S)
 
 
 def test_requests_are_paced_by_max_rps(sim: Simulator) -> None:

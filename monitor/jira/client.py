@@ -235,6 +235,7 @@ class JiraClient:
                 f"paused for {pause:.1f}s)",
                 status=status,
                 retry_after_s=retry_after,
+                pause_s=pause,
             )
         if status >= 500:
             return JiraServerError(
@@ -246,11 +247,13 @@ class JiraClient:
                 if self._settings.auth == "bearer"
                 else "credentials rejected (check jira.email and the API token)"
             )
-            return JiraAuthError(f"{what}: HTTP 401: {hint}{said}", status=status)
+            return JiraAuthError(
+                f"{what}: HTTP 401: {hint}{said}{self._auth_pause()}", status=status
+            )
         if status == 403:
             return JiraAuthError(
                 f"{what}: HTTP 403: forbidden: the account is not a Jira admin nor the task's "
-                f"creator (or the token lacks the scope){said}",
+                f"creator (or the token lacks the scope){said}{self._auth_pause()}",
                 status=status,
             )
         if status == 404:
@@ -267,6 +270,12 @@ class JiraClient:
                 status=status,
             )
         return JiraBadResponse(f"{what}: unexpected HTTP {status}", status=status)
+
+    def _auth_pause(self) -> str:
+        pause = self.gate.credentials_rejected()
+        return (
+            "" if pause is None else f" (refused again and again: all requests paused {pause:g}s)"
+        )
 
     def _transport_message(self, exc: BaseException) -> str:
         timeout = f"{self._settings.timeout_s:g}s"

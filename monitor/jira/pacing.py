@@ -38,6 +38,9 @@ from email.utils import parsedate_to_datetime
 from monitor.errors import JiraUnreachable
 
 __all__ = [
+    "AUTH_PAUSE_AFTER",
+    "AUTH_PAUSE_MAX_S",
+    "AUTH_PAUSE_S",
     "BACKOFF_INITIAL_S",
     "BACKOFF_MAX_S",
     "MAX_PAUSE_S",
@@ -50,6 +53,9 @@ MIN_PAUSE_S = 1.0
 MAX_PAUSE_S = 3600.0
 BACKOFF_INITIAL_S = 5.0
 BACKOFF_MAX_S = 30.0
+AUTH_PAUSE_AFTER = 3
+AUTH_PAUSE_S = 60.0
+AUTH_PAUSE_MAX_S = 900.0
 _DELTA_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII)
 
 # Waits shorter than this count as done: with float clocks a computed wait of 1e-17 s would
@@ -87,6 +93,7 @@ class SiteGate:
         self._window = max(1, math.floor(max_rps))
         self._recent: deque[float] = deque(maxlen=self._window)
         self._rate_limited_in_a_row = 0
+        self._rejected_in_a_row = 0
         self._random = random.Random()
 
     def acquire(self) -> None:
@@ -135,10 +142,29 @@ class SiteGate:
         self.pause(seconds)
         return seconds
 
+    def credentials_rejected(self) -> float | None:
+        """Record a 401/403 from the site; return the site-wide pause it caused, if any.
+
+        One refusal can be one task's permissions; `AUTH_PAUSE_AFTER` in a row with no success
+        between them means the credentials themselves are refused. Then every worker stops
+        for `AUTH_PAUSE_S`, doubling with each further refusal up to `AUTH_PAUSE_MAX_S`,
+        instead of hammering the site with requests bound to fail.
+        """
+        with self._lock:
+            self._rejected_in_a_row += 1
+            in_a_row = self._rejected_in_a_row
+        if in_a_row < AUTH_PAUSE_AFTER:
+            return None
+        seconds = min(AUTH_PAUSE_MAX_S, AUTH_PAUSE_S * 2.0 ** min(in_a_row - AUTH_PAUSE_AFTER, 16))
+        self.pause(seconds)
+        return seconds
+
     def succeeded(self) -> None:
-        """A request to the site succeeded: the next rate-limit backoff starts from 5 s again."""
+        """A request to the site succeeded: backoffs for rate limits and refused credentials
+        start from the beginning again."""
         with self._lock:
             self._rate_limited_in_a_row = 0
+            self._rejected_in_a_row = 0
 
     def paused_until(self) -> float | None:
         """The clock time at which the current pause ends, or None if no pause is in force."""
