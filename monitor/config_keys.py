@@ -11,7 +11,6 @@ it came from. `monitor.config` decides which converter each key gets and builds 
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
 from monitor.states import TimeoutAction
+from monitor.taskref import is_loopback_host
 
 _Kind = Literal["str", "int", "number", "bool", "duration"]
 
@@ -283,15 +283,6 @@ def timeout_action(value: object) -> TimeoutAction:
     return TimeoutAction(one_of(tuple(str(action) for action in TimeoutAction))(value))
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def jira_url(value: object) -> str:
     """An http(s) base URL with a host and nothing a base URL must not carry."""
     url = string(value)
@@ -311,7 +302,7 @@ def jira_url(value: object) -> str:
         raise ValueError("must not contain credentials (use jira.email and the token)")
     if "?" in url or "#" in url:
         raise ValueError("must not contain a query or fragment")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise ValueError("http:// is allowed only for loopback hosts (localhost, 127.*, ::1)")
     return url.rstrip("/")
 
