@@ -67,9 +67,9 @@ def _silence_stdout() -> None:
 
 
 def _register() -> None:
-    from monitor.cli import service, tasks
+    from monitor.cli import inspect, service, tasks
 
-    for command in (*tasks.COMMANDS, *service.COMMANDS):
+    for command in (*tasks.COMMANDS, *inspect.COMMANDS, *service.COMMANDS):
         cli.add_command(command)
 
 
