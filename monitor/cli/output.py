@@ -152,7 +152,7 @@ def task_csv_row(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _no_colour() -> bool:
-    return "NO_COLOR" in os.environ  # https://no-color.org; click strips it off a TTY anyway
+    return bool(os.environ.get("NO_COLOR"))  # https://no-color.org; off a TTY, click strips it
 
 
 def emit_json(data: Any) -> None:
