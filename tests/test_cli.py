@@ -220,3 +220,42 @@ def test_db_upgrade_creates_then_reports_current(run) -> None:  # type: ignore[n
     first = run("db", "upgrade")
     assert first.exit_code == 0 and "none -> 0001" in first.output
     assert "already at schema 0001" in run("db", "upgrade").output
+
+
+def test_simulate_serves_the_task_api_until_sigterm(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text('[{"task_id": "s1", "run_s": 60}]')
+    proc = subprocess.Popen(
+        [*JTM, "simulate", "--port", "0", "--token", "t0ken-abc", "--scenario", str(scenario)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=base_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()
+        url = re.search(r"simulator at (http://\S+) ", ready)
+        assert url and "tasks: s1" in ready, ready
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[jira]\nurl = "{url.group(1)}"\nemail = "sim@example.com"\n'
+            f'[database]\nurl = "sqlite:///{tmp_path / "monitor.db"}"\n'
+        )
+        checked = subprocess.run(
+            [*JTM, "--config", str(config), "check"],
+            env=base_env(JTM_JIRA_TOKEN="t0ken-abc"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+
+
+def test_simulate_binds_loopback_only(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("simulate", "--host", "0.0.0.0")
+    assert result.exit_code == 2 and "loopback" in result.output
