@@ -30,6 +30,7 @@ from monitor.errors import JiraAuthError, JiraError
 from monitor.jira import JiraClient
 from monitor.logs import get_logger, register_secret
 from monitor.poller import Poller, TickReport
+from monitor.retention import RETENTION_EVERY_S, apply_retention
 from monitor.states import TaskState
 from monitor.store import Store
 
@@ -97,6 +98,7 @@ class Daemon:
             id="tick",
             next_run_time=datetime.now(UTC),
         )
+        self._schedule_retention(scheduler, store)
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
@@ -172,3 +174,24 @@ class Daemon:
         if report is not None:
             values |= {"last_tick_at": now, "last_tick_polls": report.polled}
         store.beat(self.instance, values)
+
+    # -- retention: prune old snapshots at start, then daily (monitor/retention.py) ----------
+
+    def _schedule_retention(self, scheduler: BackgroundScheduler, store: Store) -> None:
+        # Its own thread, so that a long first prune never delays a tick.
+        scheduler.add_executor(SchedulerThreadPool(max_workers=1), "retention")
+        scheduler.add_job(
+            self._prune,
+            IntervalTrigger(seconds=RETENTION_EVERY_S),
+            args=(store,),
+            id="retention",
+            executor="retention",
+            next_run_time=datetime.now(UTC),
+        )
+
+    def _prune(self, store: Store) -> None:
+        try:
+            keep_s = self.settings.retention.snapshots_s  # read now: a reload may change it
+            apply_retention(store, keep_s, datetime.now(UTC), log=self.log)
+        except Exception:
+            self.log.exception("retention.failed")

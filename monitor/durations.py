@@ -107,3 +107,12 @@ def format_duration(seconds: float) -> str:
         if count:
             parts.append(f"{count}{name}")
     return "".join(parts)
+
+
+_COMPONENT = re.compile(r"[0-9]+[a-z]+")
+
+
+def format_approx(seconds: float) -> str:
+    """Return `|seconds|` rounded to whole seconds, in its two largest units, for people:
+    7384 -> "2h3m", 250 -> "4m10s", 45.4 -> "45s"."""
+    return "".join(_COMPONENT.findall(format_duration(round(abs(seconds))))[:2])

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from monitor.database import transaction
 from monitor.errors import NotFoundError
@@ -356,6 +356,32 @@ class Store:
             rows = list(session.scalars(select(Heartbeat).order_by(Heartbeat.heartbeat_at.desc())))
             session.expunge_all()
             return rows
+
+    # -- retention -------------------------------------------------------------------------
+
+    def prune_snapshots(self, older_than: datetime, batch: int = 1000) -> int:
+        """Delete snapshots observed before `older_than`; returns how many went.
+
+        Each task's newest snapshot stays, however old, so its latest state is never lost.
+        Deletes `batch` rows per write transaction, so the daemon's polls slip in between.
+        """
+        newer = aliased(Snapshot)
+        newest = (
+            select(func.max(newer.id)).where(newer.task_id == Snapshot.task_id).scalar_subquery()
+        )
+        doomed = (
+            select(Snapshot.id)
+            .where(Snapshot.observed_at < older_than, Snapshot.id != newest)
+            .limit(batch)
+            .scalar_subquery()
+        )
+        total = 0
+        while True:
+            with transaction(self.engine, write=True) as conn:
+                deleted = conn.execute(delete(Snapshot).where(Snapshot.id.in_(doomed))).rowcount
+            total += deleted
+            if deleted < batch:
+                return total
 
 
 def _event(

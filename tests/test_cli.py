@@ -5,15 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli import cli
 from monitor.database import SCHEMA_HEAD, open_database
 from monitor.store import Store
+from tests.helpers import JTM, base_env
 
 SHOW_KEYS = {
     "task_id", "state", "status", "progress", "label", "registered_at", "finished_at",
@@ -145,15 +149,71 @@ def test_history_newest_first_as_json_and_csv(run, config: Path) -> None:  # typ
     assert [r["progress"] for r in parsed] == ["30", "20", "10", "0"]
 
 
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, (*prefix, name)))
+    return found
+
+
 def test_every_command_has_help_with_an_example() -> None:
     runner = CliRunner()
-    names = list(cli.commands)
-    expected = {"add", "remove", "list", "show", "history", "run", "db", "simulate", "demo"}
-    assert expected <= set(names)
-    for name in names:
-        result = runner.invoke(cli, [name, "--help"])
-        assert result.exit_code == 0
-        assert "Example" in result.output or name == "db", name
+    paths = _commands(cli)
+    expected = {"add", "remove", "list", "show", "history", "watch", "status", "check", "prune",
+                "run", "db", "simulate", "demo"}  # fmt: skip
+    assert expected <= {path[0] for path in paths}
+    assert ("db", "upgrade") in paths
+    for path in [(), *paths]:
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert re.search(r"Example:\n +(\w+=\S+ )?jtm ", result.output), path
+        assert "Usage: " in result.output
+
+
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [("bash", "complete -o nosort -F"), ("zsh", "compdef"), ("fish", "complete --no-files")],
+)
+def test_shell_completion_scripts_are_produced(shell: str, marker: str) -> None:
+    result = subprocess.run(
+        [*JTM],
+        env=base_env(_JTM_COMPLETE=f"{shell}_source"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert marker in result.stdout and "_JTM_COMPLETE" in result.stdout
+
+
+def test_completion_offers_commands_options_and_registered_ids(run, config: Path) -> None:  # type: ignore[no-untyped-def]
+    run("add", "10042", "10043", "20001")
+
+    def complete(words: str) -> list[str]:
+        result = subprocess.run(
+            [*JTM],
+            env=base_env(
+                _JTM_COMPLETE="bash_complete",
+                COMP_WORDS=words,
+                COMP_CWORD=str(len(words.split()) - 1),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return [line.split(",", 1)[1] for line in result.stdout.splitlines() if line]
+
+    assert "history" in complete("jtm hi")
+    assert {"--since", "--status", "--csv", "--label"} <= set(complete("jtm history --"))
+    assert sorted(complete("jtm history --s")) == ["--since", "--state", "--status"]
+    assert complete(f"jtm --config {config} show 1004") == ["10042", "10043"]
+    assert complete("jtm list --status RU") == ["RUNNING"]
+    assert complete(f"jtm --config {config.parent / 'none.toml'} show 1") == []
 
 
 def test_db_upgrade_creates_then_reports_current(run) -> None:  # type: ignore[no-untyped-def]
@@ -161,3 +221,42 @@ def test_db_upgrade_creates_then_reports_current(run) -> None:  # type: ignore[n
     assert first.exit_code == 0
     assert f"none -> {SCHEMA_HEAD}" in first.output
     assert f"already at schema {SCHEMA_HEAD}" in run("db", "upgrade").output
+
+
+def test_simulate_serves_the_task_api_until_sigterm(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text('[{"task_id": "s1", "run_s": 60}]')
+    proc = subprocess.Popen(
+        [*JTM, "simulate", "--port", "0", "--token", "t0ken-abc", "--scenario", str(scenario)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=base_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()
+        url = re.search(r"simulator at (http://\S+) ", ready)
+        assert url and "tasks: s1" in ready, ready
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[jira]\nurl = "{url.group(1)}"\nemail = "sim@example.com"\n'
+            f'[database]\nurl = "sqlite:///{tmp_path / "monitor.db"}"\n'
+        )
+        checked = subprocess.run(
+            [*JTM, "--config", str(config), "check"],
+            env=base_env(JTM_JIRA_TOKEN="t0ken-abc"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+
+
+def test_simulate_binds_loopback_only(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("simulate", "--host", "0.0.0.0")
+    assert result.exit_code == 2 and "loopback" in result.output

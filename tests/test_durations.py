@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.durations import format_duration, parse_duration
+from monitor.durations import format_approx, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -112,3 +112,12 @@ def test_format_bad(seconds: float) -> None:
 def test_round_trip_whole_milliseconds(milliseconds: int) -> None:
     seconds = milliseconds / 1000
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (0.4, "0s"), (45.4, "45s"), (250, "4m10s"), (7384, "2h3m"), (-90, "1m30s"),
+     (90061, "1d1h"), (3600, "1h")],
+)  # fmt: skip
+def test_format_approx_keeps_two_units(seconds: float, text: str) -> None:
+    assert format_approx(seconds) == text

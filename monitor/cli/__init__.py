@@ -25,6 +25,10 @@ class JtmGroup(click.Group):
         except MonitorError as exc:
             click.echo(f"jtm: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            # `jtm history --csv | head`: the reader left. Say nothing; stop like other tools.
+            _silence_stdout()
+            ctx.exit(1)
 
 
 @click.group(cls=JtmGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,10 +54,22 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = AppContext(config_path)
 
 
-def _register() -> None:
-    from monitor.cli import cancel, service, tasks
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    import os
+    import sys
 
-    for command in (*tasks.COMMANDS, cancel.cancel, *service.COMMANDS):
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test runner's stdout)
+        pass
+
+
+def _register() -> None:
+    from monitor.cli import cancel, inspect, service, tasks
+
+    for command in (*tasks.COMMANDS, cancel.cancel, *inspect.COMMANDS, *service.COMMANDS):
         cli.add_command(command)
 
 

@@ -9,6 +9,7 @@ import click
 
 if TYPE_CHECKING:
     from monitor.config import Settings
+    from monitor.queries import Queries
     from monitor.store import Store
 
 
@@ -33,6 +34,12 @@ class AppContext:
 
             self._store = Store(open_database(self.settings().database.url, "create"))
         return self._store
+
+    def queries(self) -> Queries:
+        """The read side, on the same database as `store()`."""
+        from monitor.queries import Queries
+
+        return Queries(self.store().engine)
 
 
 pass_app = click.make_pass_decorator(AppContext)

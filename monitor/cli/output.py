@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
-from monitor.durations import format_duration
+from monitor.durations import format_approx
+from monitor.palette import STATE_COLOURS, STATUS_COLOURS
 
 if TYPE_CHECKING:
+    from sqlalchemy import Row
+
     from monitor.models import Event, Snapshot, Task
+
+    TaskRecord = Task | Row[Any]
+    SnapshotRecord = Snapshot | Row[Any]
+    EventRecord = Event | Row[Any]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -33,7 +41,7 @@ def _result(text: str | None) -> Any:
         return text
 
 
-def task_json(task: Task, events: Sequence[Event] | None = None) -> dict[str, Any]:
+def task_json(task: TaskRecord, events: Sequence[EventRecord] | None = None) -> dict[str, Any]:
     """The contract's task object (`jtm show --json`; without `events` for `jtm list --json`)."""
     data: dict[str, Any] = {
         "task_id": task.task_id,
@@ -93,7 +101,7 @@ SNAPSHOT_FIELDS = (
 )
 
 
-def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+def snapshot_json(snapshot: SnapshotRecord) -> dict[str, Any]:
     """The contract's history row."""
     return {
         "task_id": snapshot.task_id,
@@ -106,52 +114,143 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
+TASK_CSV_FIELDS = (
+    "task_id",
+    "state",
+    "status",
+    "progress",
+    "label",
+    "message",
+    "registered_at",
+    "first_seen_at",
+    "last_seen_at",
+    "finished_at",
+    "removed_at",
+    "cancel_requested_at",
+    "timed_out",
+    "elapsed_runtime_ms",
+    "jira_submitted",
+    "jira_started",
+    "jira_finished",
+    "limit_total_s",
+    "limit_queued_s",
+    "limit_run_s",
+    "limit_stall_s",
+    "timeout_action",
+    "polls",
+    "next_poll_at",
+    "last_error",
+    "last_error_at",
+)
+"""`jtm list --csv` columns, in order: the JSON's fields, with `jira` and `limits` flattened."""
+
+
+def task_csv_row(data: dict[str, Any]) -> dict[str, Any]:
+    """A `task_json` object as one flat CSV row (see TASK_CSV_FIELDS)."""
+    flat = {k: v for k, v in data.items() if k not in ("jira", "limits", "events", "result")}
+    flat |= {f"jira_{k}": v for k, v in data["jira"].items()}
+    limits = data["limits"]
+    flat |= {f"limit_{k}": v for k, v in limits.items() if k != "action"}
+    flat["timeout_action"] = limits["action"]
+    return flat
+
+
+def _no_colour() -> bool:
+    return bool(os.environ.get("NO_COLOR"))  # https://no-color.org; off a TTY, click strips it
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def emit_json_list(items: Iterable[dict[str, Any]]) -> None:
+    """A JSON array written as it is produced, one element per line (valid for any `jq`)."""
+    out = sys.stdout
+    separator = "[\n"
+    for item in items:
+        out.write(separator)
+        out.write(json.dumps(item, ensure_ascii=False))
+        separator = ",\n"
+    out.write("[]\n" if separator == "[\n" else "\n]\n")
+    out.flush()
+
+
 def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields), extrasaction="ignore")
+    """CSV with a header row, written as rows come (no row is kept in memory)."""
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    click.echo(buffer.getvalue(), nl=False)
+    sys.stdout.flush()
 
 
-def emit_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Left-aligned columns, two spaces apart; the header bold on a terminal."""
+class Cell(NamedTuple):
+    """A table cell with a style, applied after alignment (colour only on a terminal)."""
+
+    text: str
+    fg: str | None = None
+    dim: bool = False
+    bold: bool = False
+
+
+CellLike = str | Cell
+
+
+def _text(cell: CellLike) -> str:
+    return cell.text if isinstance(cell, Cell) else cell
+
+
+def _styled(cell: CellLike, width: int) -> str:
+    if not isinstance(cell, Cell):
+        return cell.ljust(width)
+    padded = cell.text.ljust(width)
+    if cell.fg is None and not cell.dim and not cell.bold:
+        return padded
+    return click.style(padded, fg=cell.fg, dim=cell.dim or None, bold=cell.bold or None)
+
+
+def emit_table(headers: Sequence[str], rows: Sequence[Sequence[CellLike]]) -> None:
+    """Left-aligned columns, two spaces apart; header bold and cells coloured on a terminal."""
     widths = [len(h) for h in headers]
     for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    click.secho(line(headers), bold=True)
+        widths = [max(w, len(_text(cell))) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines[0] = click.style(lines[0], bold=True)
+    widths[-1] = 0  # the last column is not padded: no trailing blanks
     for row in rows:
-        click.echo(line(row))
+        cells = [_styled(c, w) for c, w in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    click.echo("\n".join(lines), color=False if _no_colour() else None)
 
 
 def age(since: datetime | None, now: datetime) -> str:
+    """Time since `since` in its two largest units (2h5m, 4m10s, 45s); "-" for None."""
     if since is None:
         return "-"
-    return format_duration(max(round((now - since).total_seconds()), 0))
+    return format_approx(max((now - since).total_seconds(), 0))
 
 
 def progress_text(progress: int | None) -> str:
     return "-" if progress is None else f"{progress}%"
 
 
-def task_row(task: Task, now: datetime) -> list[str]:
+def status_cell(status: str | None) -> Cell:
+    return Cell(status or "-", fg=STATUS_COLOURS.get(status or ""))
+
+
+def state_cell(state: str) -> Cell:
+    return Cell(state, fg=STATE_COLOURS.get(state), dim=state == "removed")
+
+
+def task_row(task: TaskRecord, now: datetime) -> list[CellLike]:
     return [
         task.task_id,
-        task.state,
-        task.status or "-",
+        state_cell(task.state),
+        status_cell(task.status),
         progress_text(task.progress),
         age(task.jira_submitted_at or task.registered_at, now),
         age(task.last_seen_at, now) if task.last_seen_at else "never",
-        task.timed_out or "",
+        Cell(task.timed_out, fg="red") if task.timed_out else "",
         task.label or "",
     ]
 

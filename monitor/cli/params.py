@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from monitor.durations import parse_duration
+from monitor.states import JiraStatus
 
 
 class Duration(click.ParamType[float, Any]):
@@ -31,3 +34,54 @@ class Duration(click.ParamType[float, Any]):
 
 
 DURATION = Duration()
+
+
+class PointInTime(click.ParamType[datetime, Any]):
+    """A time: a duration ago (2h, 7d) or an ISO 8601 date or time (naive means UTC)."""
+
+    name = "when"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
+        except ValueError:
+            pass
+        try:
+            when = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            self.fail(
+                f"{value!r} is neither a duration ago (e.g. 2h, 7d) nor a time "
+                "(e.g. 2026-03-01 or 2026-03-01T12:00Z)",
+                param,
+                ctx,
+            )
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+WHEN = PointInTime()
+
+
+class JiraStatusParam(click.ParamType[str, Any]):
+    """A Jira status, any case; Jira's documented ones complete in the shell, others pass."""
+
+    name = "status"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().upper()
+        if not text:
+            self.fail("a status cannot be empty", param, ctx)
+        return text
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        prefix = incomplete.upper()
+        return [CompletionItem(s.value) for s in JiraStatus if s.value.startswith(prefix)]
+
+
+JIRA_STATUS = JiraStatusParam()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from monitor.cli.context import AppContext, pass_app
+from monitor.cli.options import output_format
+from monitor.cli.output import emit_json, iso
+from monitor.cli.params import DURATION
 from monitor.errors import UsageError
 
 
@@ -35,7 +39,12 @@ def run(ctx: click.Context, app: AppContext) -> None:
 
 @click.group()
 def db() -> None:
-    """Database maintenance."""
+    """Database maintenance.
+
+    \b
+    Example:
+      jtm db upgrade
+    """
 
 
 @db.command()
@@ -59,6 +68,51 @@ def upgrade(app: AppContext) -> None:
         click.echo(f"{describe_url(url)}: already at schema {SCHEMA_HEAD}")
     else:
         click.echo(f"{describe_url(url)}: schema {before or 'none'} -> {SCHEMA_HEAD}")
+
+
+@click.command()
+@click.option(
+    "--older-than",
+    type=DURATION,
+    help="Prune snapshots observed longer ago than this. Default: retention.snapshots (90d).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Rows deleted per transaction.",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be pruned.")
+@output_format()
+@pass_app
+def prune(app: AppContext, older_than: float | None, batch: int, dry_run: bool, fmt: str) -> None:
+    """Apply retention now: delete old snapshots, keeping each task's newest.
+
+    The daemon does this once a day with retention.snapshots; deleting in batches lets it
+    carry on polling meanwhile. Tasks and their timelines are kept.
+
+    \b
+    Example:
+      jtm prune --older-than 30d --dry-run
+      jtm prune --older-than 30d
+    """
+    from monitor.retention import apply_retention, cutoff
+
+    keep_s = older_than if older_than is not None else app.settings().retention.snapshots_s
+    now = datetime.now(UTC)
+    if dry_run:
+        count = app.queries().prunable_snapshots(cutoff(now, keep_s))
+    else:
+        count = apply_retention(app.store(), keep_s, now, batch=batch)
+    before = iso(cutoff(now, keep_s))
+    if fmt == "json":
+        emit_json({"snapshots": count, "dry_run": dry_run, "older_than": before})
+    else:
+        verb = "would prune" if dry_run else "pruned"
+        click.echo(
+            f"{verb} {count:,} snapshots observed before {before} (newest of each task kept)"
+        )
 
 
 @click.command()
@@ -131,4 +185,4 @@ def demo(duration: int) -> None:
     run_demo(max_seconds=duration)
 
 
-COMMANDS = (run, db, simulate, demo)
+COMMANDS = (run, db, prune, simulate, demo)

@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from monitor.cli.context import AppContext, pass_app
+from monitor.cli.options import complete_task_id, filter_options, output_format
 from monitor.cli.output import (
     SNAPSHOT_FIELDS,
+    TASK_CSV_FIELDS,
     TASK_HEADERS,
+    Cell,
     emit_csv,
     emit_json,
+    emit_json_list,
     emit_table,
     iso,
     progress_text,
     snapshot_json,
+    status_cell,
+    task_csv_row,
     task_json,
     task_row,
 )
 from monitor.cli.params import DURATION
 from monitor.errors import UsageError
-from monitor.states import TaskState, TimeoutAction
+from monitor.states import EventKind, TaskState, TimeoutAction
 from monitor.taskref import parse_task_id
+
+if TYPE_CHECKING:
+    from monitor.queries import Filters
 
 
 def _read_ids(refs: tuple[str, ...]) -> list[str]:
@@ -83,7 +94,7 @@ def add(
 
 
 @click.command()
-@click.argument("refs", metavar="ID...", nargs=-1, required=True)
+@click.argument("refs", metavar="ID...", nargs=-1, required=True, shell_complete=complete_task_id)
 @pass_app
 def remove(app: AppContext, refs: tuple[str, ...]) -> None:
     """Stop watching tasks; their history is kept.
@@ -102,49 +113,63 @@ def remove(app: AppContext, refs: tuple[str, ...]) -> None:
 
 
 @click.command(name="list")
-@click.option(
-    "--state",
-    "states",
-    multiple=True,
-    type=click.Choice([s.value for s in TaskState]),
-    help="Only tasks in this state (repeatable). Default: watching.",
-)
 @click.option("--all", "all_", is_flag=True, help="Tasks in every state.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@filter_options(what="tasks", time_of="registered")
+@output_format(csv=True)
 @pass_app
-def list_(app: AppContext, states: tuple[str, ...], all_: bool, as_json: bool) -> None:
-    """Watched tasks with their last status, progress and age.
+def list_(app: AppContext, all_: bool, filters: Filters, fmt: str) -> None:
+    """Watched tasks with their last status, progress and age, newest first.
+
+    Without --state, --status or --all, only the watched tasks (state "watching") are listed.
+    Filters combine: every one given must hold.
 
     \b
     Example:
-      jtm list --state finished --state gone
+      jtm list --state finished --status FAILED --since 7d
+      jtm list --all --label 'field*' --csv > tasks.csv
       jtm list --all --json | jq '.[] | select(.status == "FAILED")'
     """
-    selected = None if all_ else (states or (TaskState.WATCHING,))
-    tasks = app.store().tasks(selected)
-    if as_json:
-        emit_json([task_json(task) for task in tasks])
-        return
-    now = datetime.now(UTC)
-    emit_table(TASK_HEADERS, [task_row(task, now) for task in tasks])
+    if not (all_ or filters.states or filters.statuses):
+        filters = replace(filters, states=(TaskState.WATCHING,))
+    elif all_:
+        filters = replace(filters, states=())
+    tasks = app.queries().tasks(filters)
+    if fmt == "json":
+        emit_json_list(task_json(task) for task in tasks)
+    elif fmt == "csv":
+        emit_csv(TASK_CSV_FIELDS, (task_csv_row(task_json(task)) for task in tasks))
+    else:
+        now = datetime.now(UTC)
+        emit_table(TASK_HEADERS, [task_row(task, now) for task in tasks])
 
 
 @click.command()
-@click.argument("ref", metavar="ID")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.argument("ref", metavar="ID", shell_complete=complete_task_id)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice([k.value for k in EventKind]),
+    help="Only timeline events of this kind (repeatable).",
+)
+@filter_options(what="timeline events", by_task=False)
+@output_format()
 @pass_app
-def show(app: AppContext, ref: str, as_json: bool) -> None:
+def show(app: AppContext, ref: str, kinds: tuple[str, ...], filters: Filters, fmt: str) -> None:
     """One task: its registration, latest status, and timeline of events.
+
+    The timeline is in time order; --limit keeps its newest events, --since and --until
+    bound it.
 
     \b
     Example:
       jtm show 10042
+      jtm show 10042 --kind status_changed --kind finished --json
     """
-    store = app.store()
-    task = store.get(parse_task_id(ref))
-    events = store.events(task.task_id)
+    task = app.store().get(parse_task_id(ref))
+    events = app.queries().events(task.task_id, filters, kinds)
     data = task_json(task, events)
-    if as_json:
+    if fmt == "json":
         emit_json(data)
         return
     width = max(len(k) for k in data)
@@ -158,67 +183,50 @@ def show(app: AppContext, ref: str, as_json: bool) -> None:
         click.echo(f"{'limits'.ljust(width)}  {limits}")
     click.secho("\ntimeline", bold=True)
     emit_table(
-        ("AT", "EVENT", "DETAIL"),
-        [[iso(e.at) or "", e.kind, e.detail or ""] for e in events],
+        ("AT", "EVENT", "DETAIL"), [[iso(e.at) or "", e.kind, e.detail or ""] for e in events]
     )
 
 
 @click.command()
-@click.argument("ref", metavar="[ID]", required=False)
-@click.option("--since", type=DURATION, help="Only snapshots newer than this (e.g. 2h, 7d).")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=0),
-    default=100,
-    show_default=True,
-    help="At most this many rows (0: no limit).",
-)
-@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row on stdout.")
+@click.argument("ref", metavar="[ID]", required=False, shell_complete=complete_task_id)
+@filter_options(what="snapshots", limit=100, time_of="observed")
+@output_format(csv=True)
 @pass_app
-def history(
-    app: AppContext,
-    ref: str | None,
-    since: float | None,
-    limit: int,
-    as_json: bool,
-    as_csv: bool,
-) -> None:
+def history(app: AppContext, ref: str | None, filters: Filters, fmt: str) -> None:
     """Status and progress snapshots, newest first (one row per change).
+
+    --status is the snapshot's Jira status; --state and --label select by task.
 
     \b
     Example:
       jtm history 10042 --since 1d
-      jtm history --csv --limit 0 > history.csv
+      jtm history --status FAILED --label reindex --json
+      jtm history --since 2026-03-01 --until 2026-03-02 --limit 0 --csv > march-1.csv
     """
-    if as_json and as_csv:
-        raise UsageError("choose one of --json and --csv")
-    store = app.store()
-    task_id = None
     if ref is not None:
-        task_id = store.get(parse_task_id(ref)).task_id
-    now = datetime.now(UTC)
-    after = now - timedelta(seconds=since) if since is not None else None
-    rows = [snapshot_json(s) for s in store.snapshots(task_id, after, limit or None)]
-    if as_json:
-        emit_json(rows)
-    elif as_csv:
-        emit_csv(SNAPSHOT_FIELDS, rows)
-    else:
-        emit_table(
-            ("OBSERVED", "TASK", "STATUS", "PROGRESS", "MESSAGE", "LAST SEEN"),
-            [
-                [
-                    r["observed_at"],
-                    r["task_id"],
-                    r["status"],
-                    progress_text(r["progress"]),
-                    r["message"] or "",
-                    r["last_seen_at"],
-                ]
-                for r in rows
-            ],
-        )
+        filters = replace(filters, task_ids=(app.store().get(parse_task_id(ref)).task_id,))
+    with app.queries().snapshots(filters) as snapshots:
+        rows = (snapshot_json(s) for s in snapshots)
+        if fmt == "json":
+            emit_json_list(rows)
+        elif fmt == "csv":
+            emit_csv(SNAPSHOT_FIELDS, rows)
+        else:
+            emit_table(HISTORY_HEADERS, [_history_row(r) for r in rows])
+
+
+HISTORY_HEADERS = ("OBSERVED", "TASK", "STATUS", "PROGRESS", "MESSAGE", "LAST SEEN")
+
+
+def _history_row(r: dict[str, Any]) -> list[str | Cell]:
+    return [
+        r["observed_at"],
+        r["task_id"],
+        status_cell(r["status"]),
+        progress_text(r["progress"]),
+        r["message"] or "",
+        r["last_seen_at"],
+    ]
 
 
 COMMANDS = (add, remove, list_, show, history)

@@ -1,0 +1,147 @@
+"""Is the monitor healthy? The facts behind `jtm status` (and the header of `jtm watch`).
+
+The daemon writes its heartbeat at the end of every tick, and a tick runs at least every 5 s
+(`daemon.tick_interval`), so a heartbeat older than `STALE_AFTER_S` (2 minutes: some 24 missed
+ticks) means the daemon is stuck or gone. A tick that polls thousands of tasks under a low
+`jira.max_rps` can legitimately take longer; `jtm status --stale-after` raises the bar.
+
+Trouble is read from the tasks' last poll: each watched task whose last poll failed counts
+under one kind of error (`TroubleKind`), credentials first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from monitor.models import Heartbeat
+from monitor.queries import FailingTask, Queries
+from monitor.store import Store
+
+STALE_AFTER_S = 120.0
+EXAMPLE_IDS = 5
+
+
+class DaemonState(StrEnum):
+    ALIVE = "alive"
+    STALE = "stale"  # a heartbeat, but too old: stuck, killed, or the host slept
+    STOPPED = "stopped"  # stopped cleanly (SIGTERM/SIGINT)
+    NEVER_RAN = "never_ran"  # no heartbeat at all in this database
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonHealth:
+    state: DaemonState
+    heartbeat: Heartbeat | None  # the instance the state is about
+    age_s: float | None  # seconds since its last heartbeat
+    stale_after_s: float
+    others_alive: int = 0  # more daemons beating on the same database: a mistake
+
+    @property
+    def alive(self) -> bool:
+        return self.state == DaemonState.ALIVE
+
+
+def daemon_health(
+    heartbeats: Sequence[Heartbeat], now: datetime, stale_after_s: float = STALE_AFTER_S
+) -> DaemonHealth:
+    """The liveness of the daemon, from every instance's heartbeat row."""
+
+    def age(beat: Heartbeat) -> float:
+        return (now - beat.heartbeat_at).total_seconds()
+
+    running = sorted(
+        (b for b in heartbeats if b.stopped_at is None), key=lambda b: b.heartbeat_at, reverse=True
+    )
+    fresh = [b for b in running if age(b) <= stale_after_s]
+    if fresh:
+        return DaemonHealth(
+            DaemonState.ALIVE, fresh[0], age(fresh[0]), stale_after_s, len(fresh) - 1
+        )
+    if not heartbeats:
+        return DaemonHealth(DaemonState.NEVER_RAN, None, None, stale_after_s)
+    newest = max(heartbeats, key=lambda b: b.heartbeat_at)
+    state = DaemonState.STOPPED if newest.stopped_at is not None else DaemonState.STALE
+    return DaemonHealth(state, newest, age(newest), stale_after_s)
+
+
+class TroubleKind(StrEnum):
+    """Why a task's last poll failed, most urgent first."""
+
+    CREDENTIALS = "credentials"  # 401/403: nothing will work until an operator acts
+    RATE_LIMITED = "rate_limited"  # 429 (or 503 with Retry-After)
+    UNREACHABLE = "unreachable"  # DNS, connection, TLS, timeout
+    SERVER_ERROR = "server_error"  # 5xx
+    NOT_FOUND = "not_found"  # 404: on its way to "gone"
+    OTHER = "other"
+
+
+_HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
+
+
+def classify(error: str, transient: bool | None) -> TroubleKind:
+    """The kind of a stored `last_error` (the Jira client's message) and its transience."""
+    match = _HTTP_STATUS.search(error)
+    status = int(match.group(1)) if match else None
+    if status in (401, 403) and not transient:
+        return TroubleKind.CREDENTIALS
+    if status == 429 or "rate limited" in error:
+        return TroubleKind.RATE_LIMITED
+    if status is None and error.startswith("cannot reach"):
+        return TroubleKind.UNREACHABLE
+    if status is not None and status >= 500:
+        return TroubleKind.SERVER_ERROR
+    if status == 404:
+        return TroubleKind.NOT_FOUND
+    return TroubleKind.OTHER
+
+
+@dataclass(slots=True)
+class TroubleGroup:
+    kind: TroubleKind
+    count: int = 0
+    task_ids: list[str] = field(default_factory=list)  # the first few
+    example: str = ""  # the most recent error of this kind
+
+
+def group_trouble(failing: Sequence[FailingTask]) -> list[TroubleGroup]:
+    """Failing tasks by kind of error, most urgent kind first; `failing` newest error first."""
+    groups: dict[TroubleKind, TroubleGroup] = {}
+    for task in failing:
+        kind = classify(task.error, task.transient)
+        group = groups.setdefault(kind, TroubleGroup(kind, example=task.error))
+        group.count += 1
+        if len(group.task_ids) < EXAMPLE_IDS:
+            group.task_ids.append(task.task_id)
+    order = list(TroubleKind)
+    return sorted(groups.values(), key=lambda g: order.index(g.kind))
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    now: datetime
+    daemon: DaemonHealth
+    counts: dict[str, int]
+    trouble: list[TroubleGroup]
+    next_poll: tuple[str, datetime] | None
+    schema: str | None
+    size_bytes: int | None
+    snapshots: int
+
+
+def status_report(
+    store: Store, queries: Queries, now: datetime, stale_after_s: float = STALE_AFTER_S
+) -> StatusReport:
+    return StatusReport(
+        now=now,
+        daemon=daemon_health(store.heartbeats(), now, stale_after_s),
+        counts=store.count_by_state(),
+        trouble=group_trouble(queries.failing_tasks()),
+        next_poll=queries.next_poll(),
+        schema=queries.schema_revision(),
+        size_bytes=queries.database_size(),
+        snapshots=queries.snapshot_count(),
+    )

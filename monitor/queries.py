@@ -1,0 +1,274 @@
+"""The read side of the store: filtered lists, streamed history, and the facts behind
+`jtm status` and `jtm watch`.
+
+Writes stay in `monitor.store`; this module only reads, each method in one short read
+transaction (`database.transaction`), except `snapshots`, which streams rows from one read
+transaction while the caller prints them (a WAL reader never blocks the daemon's writes).
+Rows come back as SQLAlchemy Core rows, not ORM objects: `jtm list` and `jtm history` print
+thousands of them, and attribute access is all they need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Row,
+    Select,
+    and_,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.orm import aliased
+
+from monitor.database import current_revision, transaction
+from monitor.models import Event, Snapshot, Task
+from monitor.states import TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What `list`, `history` and `watch` select; every filter given must hold (they combine).
+
+    Empty tuples and None mean "any". `labels` match case-insensitively, `*` is a wildcard.
+    `since`/`until` bound the registration time of a task, the observation time of a snapshot
+    and the time of an event: `since <= t < until`.
+    """
+
+    states: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None
+    task_ids: tuple[str, ...] = ()
+
+
+def _like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def _task_conditions(filters: Filters, *, with_status: bool = True) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.task_ids:
+        conditions.append(Task.task_id.in_(filters.task_ids))
+    if filters.states:
+        conditions.append(Task.state.in_(filters.states))
+    if with_status and filters.statuses:
+        conditions.append(Task.status.in_(filters.statuses))
+    if filters.labels:
+        conditions.append(
+            or_(*(Task.label.ilike(_like(label), escape="\\") for label in filters.labels))
+        )
+    return conditions
+
+
+def _window(column: Any, filters: Filters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.since is not None:
+        conditions.append(column >= filters.since)
+    if filters.until is not None:
+        conditions.append(column < filters.until)
+    return conditions
+
+
+SNAPSHOT_COLUMNS = (
+    Snapshot.task_id,
+    Snapshot.observed_at,
+    Snapshot.status,
+    Snapshot.progress,
+    Snapshot.message,
+    Snapshot.elapsed_runtime_ms,
+    Snapshot.last_seen_at,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FailingTask:
+    task_id: str
+    error: str
+    transient: bool | None
+
+
+class Queries:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- find ----------------------------------------------------------------------------
+
+    def tasks(self, filters: Filters) -> list[Row[Any]]:
+        """Tasks matching `filters`, newest registration first (a Row has Task's columns)."""
+        stmt: Select[Any] = (
+            select(Task.__table__)
+            .where(*_task_conditions(filters), *_window(Task.registered_at, filters))
+            .order_by(Task.registered_at.desc(), Task.task_id)
+            .limit(filters.limit)
+        )
+        with transaction(self.engine) as conn:
+            return list(conn.execute(stmt))
+
+    def events(
+        self,
+        task_id: str,
+        filters: Filters,
+        kinds: Sequence[str] = (),
+    ) -> list[Row[Any]]:
+        """One task's timeline in time order; with a limit, its newest `limit` events."""
+        stmt = select(Event.at, Event.kind, Event.detail, Event.id).where(
+            Event.task_id == task_id, *_window(Event.at, filters)
+        )
+        if kinds:
+            stmt = stmt.where(Event.kind.in_(kinds))
+        stmt = stmt.order_by(Event.at.desc(), Event.id.desc()).limit(filters.limit)
+        with transaction(self.engine) as conn:
+            rows: list[Row[Any]] = list(conn.execute(stmt))
+        return rows[::-1]
+
+    @contextmanager
+    def snapshots(self, filters: Filters) -> Iterator[Iterator[Row[Any]]]:
+        """Snapshots matching `filters`, newest first, streamed while the block runs.
+
+        `states` and `labels` are the task's; `statuses` the snapshot's own status.
+        """
+        stmt = select(*SNAPSHOT_COLUMNS).where(
+            *_window(Snapshot.observed_at, filters),
+        )
+        if filters.task_ids:
+            stmt = stmt.where(Snapshot.task_id.in_(filters.task_ids))
+        if filters.statuses:
+            stmt = stmt.where(Snapshot.status.in_(filters.statuses))
+        task_filters = _task_conditions(
+            Filters(states=filters.states, labels=filters.labels), with_status=False
+        )
+        if task_filters:
+            stmt = stmt.join(Task, Task.task_id == Snapshot.task_id).where(*task_filters)
+        stmt = stmt.order_by(Snapshot.observed_at.desc(), Snapshot.id.desc()).limit(filters.limit)
+        with transaction(self.engine) as conn:
+            yield iter(conn.execute(stmt))
+
+    def task_ids_starting(self, prefix: str, limit: int = 100) -> list[str]:
+        """Registered task IDs that start with `prefix` (shell completion)."""
+        stmt = select(Task.task_id).order_by(Task.task_id).limit(limit)
+        if prefix:
+            # A range on the primary key, not LIKE: SQLite's LIKE cannot use the index.
+            stmt = stmt.where(Task.task_id >= prefix, Task.task_id < prefix + "\U0010ffff")
+        with transaction(self.engine) as conn:
+            return list(conn.scalars(stmt))
+
+    # -- watch -----------------------------------------------------------------------------
+
+    def watched(self, filters: Filters, ended_since: datetime) -> list[Row[Any]]:
+        """Watched tasks, then those that finished or went away since `ended_since`."""
+        recent = and_(
+            Task.state.in_((TaskState.FINISHED, TaskState.GONE)),
+            Task.updated_at >= ended_since,
+        )
+        active = Task.state == TaskState.WATCHING
+        stmt = (
+            select(Task.__table__)
+            .where(or_(active, recent), *_task_conditions(filters))
+            .order_by((Task.state != TaskState.WATCHING), Task.registered_at, Task.task_id)
+            .limit(filters.limit)
+        )
+        with transaction(self.engine) as conn:
+            return list(conn.execute(stmt))
+
+    def progress_points(
+        self, task_ids: Sequence[str], per_task: int = 20
+    ) -> dict[str, list[tuple[datetime, int]]]:
+        """The newest `per_task` (observed_at, progress) points of running tasks, oldest first."""
+        if not task_ids:
+            return {}
+        ranked = (
+            select(
+                Snapshot.task_id,
+                Snapshot.observed_at,
+                Snapshot.progress,
+                func.row_number()
+                .over(partition_by=Snapshot.task_id, order_by=Snapshot.id.desc())
+                .label("rank"),
+            )
+            .where(
+                Snapshot.task_id.in_(task_ids),
+                Snapshot.progress.is_not(None),
+                Snapshot.status == "RUNNING",
+            )
+            .subquery()
+        )
+        stmt = (
+            select(ranked.c.task_id, ranked.c.observed_at, ranked.c.progress)
+            .where(ranked.c.rank <= per_task)
+            .order_by(ranked.c.task_id, ranked.c.observed_at)
+        )
+        points: dict[str, list[tuple[datetime, int]]] = {}
+        with transaction(self.engine) as conn:
+            for row in conn.execute(stmt):
+                points.setdefault(row.task_id, []).append((row.observed_at, row.progress))
+        return points
+
+    # -- status ----------------------------------------------------------------------------
+
+    def failing_tasks(self) -> list[FailingTask]:
+        """Watched tasks whose last poll failed, with the error it left."""
+        stmt = (
+            select(Task.task_id, Task.last_error, Task.last_error_transient)
+            .where(Task.state == TaskState.WATCHING, Task.consecutive_errors > 0)
+            .order_by(Task.last_error_at.desc(), Task.task_id)
+        )
+        with transaction(self.engine) as conn:
+            return [
+                FailingTask(row.task_id, row.last_error or "", row.last_error_transient)
+                for row in conn.execute(stmt)
+            ]
+
+    def next_poll(self) -> tuple[str, datetime] | None:
+        """The watched task polled next, and when."""
+        stmt = (
+            select(Task.task_id, Task.next_poll_at)
+            .where(Task.state == TaskState.WATCHING, Task.next_poll_at.is_not(None))
+            .order_by(Task.next_poll_at)
+            .limit(1)
+        )
+        with transaction(self.engine) as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else (row.task_id, row.next_poll_at)
+
+    def snapshot_count(self) -> int:
+        with transaction(self.engine) as conn:
+            return int(conn.scalar(select(func.count()).select_from(Snapshot)) or 0)
+
+    def prunable_snapshots(self, older_than: datetime) -> int:
+        """How many snapshots `Store.prune_snapshots(older_than)` would delete."""
+        newer = aliased(Snapshot)
+        newest = (
+            select(func.max(newer.id)).where(newer.task_id == Snapshot.task_id).scalar_subquery()
+        )
+        stmt = (
+            select(func.count())
+            .select_from(Snapshot)
+            .where(Snapshot.observed_at < older_than, Snapshot.id != newest)
+        )
+        with transaction(self.engine) as conn:
+            return int(conn.scalar(stmt) or 0)
+
+    def schema_revision(self) -> str | None:
+        with transaction(self.engine) as conn:
+            return current_revision(conn)
+
+    def database_size(self) -> int | None:
+        """Bytes on disk of a SQLite database, its write-ahead log included; None otherwise."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        path = Path(str(url.database))
+        sizes = [p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()]
+        return sum(sizes) if sizes else None

@@ -1,0 +1,375 @@
+"""`jtm watch`: a live view of the watched tasks, read from the database.
+
+It never talks to Jira: it reads what the daemon records, so it runs beside the daemon, as
+often as it likes, as any user who can read the database. Three parts, each testable alone:
+`load_view` reads one `View` from the database; `render` turns it into lines of text (pure);
+`run` repeats the two, redrawing a terminal in place, or printing plain snapshots when stdout
+is not a terminal. Ctrl-C (SIGINT) or SIGTERM quit cleanly with exit code 0.
+
+The ETA comes from the slope of progress over the task's newest RUNNING snapshots; the time
+left to the nearest limit from Jira's timestamps and the task's limits (`nearest_limit`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any, TextIO
+
+import click
+
+from monitor.config import Settings, TimeoutSettings
+from monitor.durations import format_approx
+from monitor.health import STALE_AFTER_S, DaemonHealth, DaemonState, classify, daemon_health
+from monitor.palette import STATUS_COLOURS
+from monitor.queries import Filters, Queries
+from monitor.states import JiraStatus, TaskState, is_terminal
+from monitor.store import Store
+
+ETA_POINTS = 20
+"""Snapshots the progress slope is taken over: recent enough to follow a change of pace."""
+
+# --- estimates ----------------------------------------------------------------------------
+
+
+def eta_seconds(points: Sequence[tuple[datetime, int]], now: datetime) -> float | None:
+    """Seconds until 100%, from the progress made between the oldest point and `now`.
+
+    Measuring up to `now` (not up to the newest point) makes a task that stopped moving look
+    slower with every refresh instead of promising an end that has passed. None when there
+    is no progress to measure.
+    """
+    if len(points) < 2:
+        return None
+    (first_at, first), (_, last) = points[0], points[-1]
+    elapsed = (now - first_at).total_seconds()
+    if last <= first or elapsed <= 0:
+        return None
+    rate = (last - first) / elapsed  # percent per second
+    return (100 - last) / rate
+
+
+def task_limits(task: Any, defaults: TimeoutSettings) -> dict[str, float]:
+    """The limits that apply to `task`: its own, else the config's [timeouts]."""
+    limits = {
+        "total": task.limit_total_s if task.limit_total_s is not None else defaults.total_s,
+        "queued": task.limit_queued_s if task.limit_queued_s is not None else defaults.queued_s,
+        "run": task.limit_run_s if task.limit_run_s is not None else defaults.run_s,
+        "stall": task.limit_stall_s if task.limit_stall_s is not None else defaults.stall_s,
+    }
+    return {kind: seconds for kind, seconds in limits.items() if seconds is not None}
+
+
+def nearest_limit(task: Any, defaults: TimeoutSettings, now: datetime) -> tuple[str, float] | None:
+    """The limit that runs out first, and the seconds left (negative: passed); None if none.
+
+    A simple local reading of the limits for display (total from Jira's `submitted`, queued
+    while ENQUEUED, run from `started`, stall from the last change while RUNNING). The
+    daemon's deciding arithmetic lives with the timeouts; this one only informs the view.
+    """
+    if task.state != TaskState.WATCHING or is_terminal(task.status):
+        return None
+    limits = task_limits(task, defaults)
+    submitted = task.jira_submitted_at or task.registered_at
+    started = task.jira_started_at
+    running = task.status == JiraStatus.RUNNING
+    candidates: list[tuple[str, datetime]] = []
+    if "total" in limits:
+        candidates.append(("total", submitted + timedelta(seconds=limits["total"])))
+    if "queued" in limits and started is None:
+        candidates.append(("queued", submitted + timedelta(seconds=limits["queued"])))
+    if "run" in limits and started is not None:
+        candidates.append(("run", started + timedelta(seconds=limits["run"])))
+    if "stall" in limits and running:
+        changes = [t for t in (task.jira_last_update_at, task.last_change_at, started) if t]
+        if changes:
+            candidates.append(("stall", max(changes) + timedelta(seconds=limits["stall"])))
+    if not candidates:
+        return None
+    kind, deadline = min(candidates, key=lambda c: c[1])
+    return kind, (deadline - now).total_seconds()
+
+
+# --- the view -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    task_id: str
+    label: str | None
+    state: str
+    status: str | None
+    progress: int | None
+    age_s: float
+    eta_s: float | None
+    limit: tuple[str, float] | None
+    error: str | None
+    timed_out: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    now: datetime
+    rows: list[Row]
+    daemon: DaemonHealth
+    next_poll_at: datetime | None
+
+
+def load_view(
+    store: Store,
+    queries: Queries,
+    *,
+    settings: Settings,
+    filters: Filters,
+    now: datetime,
+    recent_s: float,
+    shown: int | None = None,
+) -> View:
+    """What the view shows at `now`: watched tasks, and the ones ended in the last `recent_s`.
+
+    ETAs are worked out for the first `shown` tasks only (all when None): a terminal shows
+    a screenful, and the others would cost a query for nothing.
+    """
+    tasks = queries.watched(filters, now - timedelta(seconds=recent_s))
+    running = [t.task_id for t in tasks[:shown] if t.status == JiraStatus.RUNNING]
+    points = queries.progress_points(running, ETA_POINTS)
+    rows = [
+        Row(
+            task_id=t.task_id,
+            label=t.label,
+            state=t.state,
+            status=t.status,
+            progress=t.progress,
+            age_s=(now - (t.jira_submitted_at or t.registered_at)).total_seconds(),
+            eta_s=eta_seconds(points.get(t.task_id, []), now),
+            limit=nearest_limit(t, settings.timeouts, now),
+            error=t.last_error if t.consecutive_errors else None,
+            timed_out=t.timed_out,
+        )
+        for t in tasks
+    ]
+    next_poll = queries.next_poll()
+    return View(
+        now=now,
+        rows=rows,
+        daemon=daemon_health(store.heartbeats(), now, STALE_AFTER_S),
+        next_poll_at=next_poll[1] if next_poll else None,
+    )
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+_PARTIAL = " ▏▎▍▌▋▊▉"
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """How a frame is drawn: `colour` (ANSI styles) and `unicode` (block bars, ·, …)."""
+
+    colour: bool = False
+    unicode: bool = False
+
+    def __call__(self, text: str, **styles: Any) -> str:
+        wanted = {k: v for k, v in styles.items() if v is not None}
+        return click.style(text, **wanted) if self.colour and wanted else text
+
+    def fit(self, text: str, width: int) -> str:
+        if len(text) <= width:
+            return text
+        more = "…" if self.unicode else "~"
+        return text[: max(width - 1, 0)] + more if width > 0 else ""
+
+    @property
+    def dot(self) -> str:
+        return " · " if self.unicode else " | "
+
+
+PLAIN = Look()
+
+
+def bar(progress: int | None, width: int, look: Look = PLAIN) -> str:
+    """A progress bar `width` characters wide: Unicode blocks, or `[###...]` in plain text."""
+    fraction = min(max(progress or 0, 0), 100) / 100
+    if not look.unicode:
+        inner = width - 2
+        filled = round(fraction * inner)
+        return "[" + "#" * filled + "." * (inner - filled) + "]"
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    text = "█" * full + (_PARTIAL[part] if part else "")
+    return text + "░" * (width - len(text))
+
+
+def _header(view: View, width: int, look: Look) -> str:
+    watching = sum(1 for r in view.rows if r.state == TaskState.WATCHING)
+    ended = len(view.rows) - watching
+    daemon = view.daemon
+    parts: list[tuple[str, dict[str, Any]]] = [(f"{watching} watching", {})]
+    if ended:
+        parts.append((f"{ended} ended", {}))
+    if daemon.state == DaemonState.ALIVE:
+        parts.append(
+            (f"daemon alive (beat {format_approx(daemon.age_s or 0)} ago)", {"fg": "green"})
+        )
+        if view.next_poll_at is not None:
+            wait = (view.next_poll_at - view.now).total_seconds()
+            parts.append(
+                (f"next poll in {format_approx(wait)}" if wait >= 1 else "polling now", {})
+            )
+    elif daemon.state == DaemonState.NEVER_RAN:
+        parts.append(("no daemon has run: nothing is polled", {"fg": "red", "bold": True}))
+    else:
+        parts.append(
+            (
+                f"daemon {daemon.state} (last beat {format_approx(daemon.age_s or 0)} ago): "
+                "nothing is polled",
+                {"fg": "red", "bold": True},
+            )
+        )
+    parts.append((view.now.strftime("%H:%M:%SZ"), {"dim": True}))
+    while len(parts) > 1 and len(look.dot.join(p for p, _ in parts)) > width:
+        parts.pop()  # the clock goes first, then the next poll
+    plain = look.dot.join(p for p, _ in parts)
+    if len(plain) > width:
+        return look.fit(plain, width)
+    return look.dot.join(look(p, **s) for p, s in parts)
+
+
+def _limit_text(limit: tuple[str, float] | None, look: Look) -> tuple[str, str]:
+    """The LIMIT cell, plain and styled: red once passed, yellow in its last 5 minutes."""
+    if limit is None:
+        return "-", "-"
+    kind, left = limit
+    if left < 0:
+        text = f"{kind} over {format_approx(left)}"
+        return text, look(text, fg="red", bold=True)
+    text = f"{kind} {format_approx(left)} left"
+    return text, look(text, fg="yellow") if left < 300 else text
+
+
+ID_MAX, STATUS_MAX, AGE_W, ETA_W, LIMIT_W = 20, 16, 6, 7, 17
+
+
+def render(view: View, width: int, height: int | None = None, look: Look = PLAIN) -> list[str]:
+    """The lines of one frame, none wider than `width` columns; at most `height` lines."""
+    lines = [_header(view, width, look)]
+    if not view.rows:
+        lines.append("no watched tasks: `jtm add ID` registers one")
+        return lines
+    id_w = min(max(len(r.task_id) for r in view.rows), ID_MAX)
+    status_w = min(max(len(r.status or "-") for r in view.rows), STATUS_MAX)
+    fixed = id_w + status_w + AGE_W + ETA_W + LIMIT_W + 5 + 2 * 6
+    bar_w = min(max((width - fixed) // 2, 10), 30)  # the rest is the note's
+    note_w = max(width - fixed - bar_w, 0)
+    columns = [
+        ("TASK", id_w),
+        ("PROGRESS", bar_w + 5),
+        ("STATUS", status_w),
+        ("AGE", AGE_W),
+        ("ETA", ETA_W),
+        ("LIMIT", LIMIT_W),
+        ("NOTE", 0),
+    ]
+    titles = "  ".join(t.ljust(w) for t, w in columns).rstrip()
+    lines.append(look(look.fit(titles, width), bold=True))
+    room = len(view.rows) if height is None else max(height - 3, 1)
+    shown = view.rows if len(view.rows) <= room else view.rows[: room - 1]
+    widths = (id_w, bar_w, status_w, note_w)
+    lines.extend(_row_line(row, widths, look) for row in shown)
+    if len(shown) < len(view.rows):
+        more = len(view.rows) - len(shown)
+        lines.append(look.fit(f"and {more} more: narrow with --label, --status or IDs", width))
+    return lines
+
+
+def _row_line(row: Row, widths: tuple[int, int, int, int], look: Look) -> str:
+    id_w, bar_w, status_w, note_w = widths
+    ended = row.state != TaskState.WATCHING
+    colour = STATUS_COLOURS.get(row.status or "")
+    pct = "   -" if row.progress is None else f"{row.progress:>3}%"
+    if ended:
+        eta = "gone" if row.state == TaskState.GONE else "done"
+    elif row.status != JiraStatus.RUNNING:
+        eta = "-"
+    else:
+        eta = "?" if row.eta_s is None else "~" + format_approx(row.eta_s)
+    limit_plain, limit_styled = _limit_text(None if ended else row.limit, look)
+    if row.error:
+        error = row.error.removeprefix(f"get task {row.task_id}: ")
+        note = look(look.fit(f"! {classify(row.error, None)}: {error}", note_w), fg="red")
+    elif row.timed_out:
+        note = look(look.fit(f"timed out ({row.timed_out})", note_w), fg="red")
+    else:
+        note = look.fit(row.label or "", note_w)
+    cells = [
+        look.fit(row.task_id, id_w).ljust(id_w),
+        look(bar(row.progress, bar_w, look), fg=colour, dim=ended or None) + " " + pct,
+        look(look.fit(row.status or "-", status_w).ljust(status_w), fg=colour),
+        format_approx(row.age_s).ljust(AGE_W),
+        eta.ljust(ETA_W),
+        limit_styled + " " * (LIMIT_W - len(limit_plain)),
+        note,
+    ]
+    return "  ".join(cells).rstrip()
+
+
+# --- the loop -----------------------------------------------------------------------------
+
+_HIDE_CURSOR, _SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
+_CLEAR, _HOME, _CLEAR_LINE, _CLEAR_BELOW = "\x1b[2J", "\x1b[H", "\x1b[K", "\x1b[J"
+
+
+class _Quit(Exception):
+    pass
+
+
+def _quit(_signum: int, _frame: FrameType | None) -> None:
+    raise _Quit
+
+
+def run(
+    load: Callable[[], View],
+    *,
+    out: TextIO,
+    tty: bool,
+    interval_s: float,
+    once: bool = False,
+    size: Callable[[], tuple[int, int]] = lambda: (100, 40),
+) -> int:
+    """Show frames from `load` every `interval_s` until Ctrl-C or SIGTERM; returns 0.
+
+    On a terminal (`tty`) each frame is redrawn in place, with colours and (UTF-8) block
+    bars; otherwise each is printed as plain ASCII text, followed by a blank line. `once`: one
+    frame, then return. `size` gives the terminal's (columns, lines).
+    """
+    previous = signal.signal(signal.SIGTERM, _quit)
+    redraw = tty and not once
+    utf8 = (getattr(out, "encoding", None) or "").lower().replace("-", "") == "utf8"
+    look = Look(colour=tty and not os.environ.get("NO_COLOR"), unicode=tty and utf8)
+    try:
+        if redraw:
+            out.write(_HIDE_CURSOR + _CLEAR)
+        while True:
+            width, height = size()
+            lines = render(load(), max(width - 1, 40), height if redraw else None, look)
+            if redraw:
+                out.write(_HOME + "".join(line + _CLEAR_LINE + "\n" for line in lines))
+                out.write(_CLEAR_BELOW)
+            else:
+                out.write("\n".join(lines) + "\n" + ("" if once else "\n"))
+            out.flush()
+            if once:
+                return 0
+            time.sleep(interval_s)
+    except (KeyboardInterrupt, _Quit):
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if redraw:
+            out.write(_SHOW_CURSOR)
+            out.flush()
