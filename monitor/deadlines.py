@@ -145,12 +145,35 @@ def overruns(facts: Facts, limits: Limits, now: datetime) -> list[Overrun]:
     return passed
 
 
+def time_left(facts: Facts, limits: Limits, now: datetime) -> list[tuple[TimeoutKind, float]]:
+    """Seconds left at `now` to each limit that applies (negative: passed)."""
+    return [
+        (kind, limit - observed)
+        for kind, observed in ages(facts, now).items()
+        if (limit := limits.limit(kind)) is not None
+    ]
+
+
 def next_deadline(facts: Facts, limits: Limits, now: datetime) -> datetime | None:
     """When the nearest limit not yet passed will be, assuming nothing changes; None if none."""
-    measured = ages(facts, now)
-    remaining = [
-        limit - observed
-        for kind, observed in measured.items()
-        if (limit := limits.limit(kind)) is not None and observed <= limit
-    ]
+    remaining = [left for _kind, left in time_left(facts, limits, now) if left >= 0]
     return now + timedelta(seconds=min(remaining)) if remaining else None
+
+
+def stored_facts(task: Task) -> Facts | None:
+    """The facts recorded at `task`'s last successful poll; None if it was never seen.
+
+    For reading the limits from the database (`jtm watch`); the daemon decides on the facts
+    of a fresh poll instead, which also carry Jira's Date header.
+    """
+    if task.status is None or task.last_seen_at is None:
+        return None
+    return Facts(
+        status=task.status,
+        observed_at=task.last_seen_at,
+        submitted=task.jira_submitted_at,
+        started=task.jira_started_at,
+        last_update=task.jira_last_update_at,
+        elapsed_runtime_ms=task.elapsed_runtime_ms,
+        last_change_at=task.last_change_at,
+    )

@@ -132,7 +132,7 @@ class Snapshot(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("tasks.task_id", ondelete="CASCADE"), index=True
+        String(64), ForeignKey("tasks.task_id", ondelete="CASCADE")
     )
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -141,6 +141,9 @@ class Snapshot(Base):
     message: Mapped[str | None] = mapped_column(Text)
     elapsed_runtime_ms: Mapped[int | None] = mapped_column(BigInteger)
     jira_last_update_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # One task's history, newest first, straight from the index (no sort).
+    __table_args__ = (Index(None, "task_id", "observed_at"),)
 
 
 class Event(Base):

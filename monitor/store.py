@@ -239,8 +239,10 @@ class Store:
                 conn.execute(insert(Snapshot).values(task_id=task.task_id, **snapshot))
             elif touch_snapshot:
                 newest = (
-                    select(func.max(Snapshot.id))
+                    select(Snapshot.id)
                     .where(Snapshot.task_id == task.task_id)
+                    .order_by(Snapshot.observed_at.desc(), Snapshot.id.desc())
+                    .limit(1)
                     .scalar_subquery()
                 )
                 conn.execute(update(Snapshot).where(Snapshot.id == newest).values(last_seen_at=now))

@@ -7,7 +7,7 @@ often as it likes, as any user who can read the database. Three parts, each test
 is not a terminal. Ctrl-C (SIGINT) or SIGTERM quit cleanly with exit code 0.
 
 The ETA comes from the slope of progress over the task's newest RUNNING snapshots; the time
-left to the nearest limit from Jira's timestamps and the task's limits (`nearest_limit`).
+left to the nearest limit (`nearest_limit`, with the daemon's own deadline arithmetic).
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from typing import Any, TextIO
 import click
 
 from monitor.config import Settings, TimeoutSettings
+from monitor.deadlines import Limits, stored_facts, time_left
 from monitor.durations import format_approx
 from monitor.health import STALE_AFTER_S, DaemonHealth, DaemonState, classify, daemon_health
 from monitor.palette import STATUS_COLOURS
 from monitor.queries import Filters, Queries
-from monitor.states import JiraStatus, TaskState, is_terminal
+from monitor.states import JiraStatus, TaskState
 from monitor.store import Store
 
 ETA_POINTS = 20
@@ -54,45 +55,21 @@ def eta_seconds(points: Sequence[tuple[datetime, int]], now: datetime) -> float 
     return (100 - last) / rate
 
 
-def task_limits(task: Any, defaults: TimeoutSettings) -> dict[str, float]:
-    """The limits that apply to `task`: its own, else the config's [timeouts]."""
-    limits = {
-        "total": task.limit_total_s if task.limit_total_s is not None else defaults.total_s,
-        "queued": task.limit_queued_s if task.limit_queued_s is not None else defaults.queued_s,
-        "run": task.limit_run_s if task.limit_run_s is not None else defaults.run_s,
-        "stall": task.limit_stall_s if task.limit_stall_s is not None else defaults.stall_s,
-    }
-    return {kind: seconds for kind, seconds in limits.items() if seconds is not None}
-
-
 def nearest_limit(task: Any, defaults: TimeoutSettings, now: datetime) -> tuple[str, float] | None:
     """The limit that runs out first, and the seconds left (negative: passed); None if none.
 
-    A simple local reading of the limits for display (total from Jira's `submitted`, queued
-    while ENQUEUED, run from `started`, stall from the last change while RUNNING). The
-    daemon's deciding arithmetic lives with the timeouts; this one only informs the view.
+    The same arithmetic as the daemon's (`monitor.deadlines`), on the facts of the last poll.
     """
-    if task.state != TaskState.WATCHING or is_terminal(task.status):
+    if task.state != TaskState.WATCHING:
         return None
-    limits = task_limits(task, defaults)
-    submitted = task.jira_submitted_at or task.registered_at
-    started = task.jira_started_at
-    running = task.status == JiraStatus.RUNNING
-    candidates: list[tuple[str, datetime]] = []
-    if "total" in limits:
-        candidates.append(("total", submitted + timedelta(seconds=limits["total"])))
-    if "queued" in limits and started is None:
-        candidates.append(("queued", submitted + timedelta(seconds=limits["queued"])))
-    if "run" in limits and started is not None:
-        candidates.append(("run", started + timedelta(seconds=limits["run"])))
-    if "stall" in limits and running:
-        changes = [t for t in (task.jira_last_update_at, task.last_change_at, started) if t]
-        if changes:
-            candidates.append(("stall", max(changes) + timedelta(seconds=limits["stall"])))
-    if not candidates:
+    facts = stored_facts(task)
+    if facts is None:
         return None
-    kind, deadline = min(candidates, key=lambda c: c[1])
-    return kind, (deadline - now).total_seconds()
+    left = time_left(facts, Limits.for_task(task, defaults), now)
+    if not left:
+        return None
+    kind, seconds = min(left, key=lambda item: item[1])
+    return str(kind), seconds
 
 
 # --- the view -----------------------------------------------------------------------------

@@ -65,6 +65,7 @@ def task(**values: Any) -> Any:
         "jira_submitted_at": T0, "jira_started_at": T0 + timedelta(minutes=1),
         "jira_last_update_at": T0 + timedelta(minutes=5), "last_change_at": None,
         "limit_total_s": None, "limit_queued_s": None, "limit_run_s": None, "limit_stall_s": None,
+        "timeout_action": None, "elapsed_runtime_ms": None, "last_seen_at": None,
     }  # fmt: skip
     return SimpleNamespace(**(base | values))
 
@@ -72,21 +73,28 @@ def task(**values: Any) -> Any:
 def test_nearest_limit_is_the_first_to_run_out() -> None:
     defaults = TimeoutSettings(total_s=3600, run_s=1800, stall_s=600)
     now = T0 + timedelta(minutes=10)
+    seen = {"last_seen_at": now, "elapsed_runtime_ms": 9 * 60_000}  # Jira's clock: T0 + 10m
     # total at 60m, run at 1m+30m, stall at 5m+10m: stall is next, 5 minutes away
-    assert nearest_limit(task(), defaults, now) == ("stall", 300)
+    assert nearest_limit(task(**seen), defaults, now) == ("stall", 300)
     # a per-task limit overrides the config's
-    assert nearest_limit(task(limit_run_s=60), defaults, now) == ("run", -480)
-    assert nearest_limit(task(), TimeoutSettings(), now) is None
+    assert nearest_limit(task(limit_run_s=60, **seen), defaults, now) == ("run", -480)
+    assert nearest_limit(task(**seen), TimeoutSettings(), now) is None
+    assert nearest_limit(task(), defaults, now) is None  # never polled: nothing is known yet
 
 
 def test_queued_and_stall_limits_apply_only_in_their_phase() -> None:
     defaults = TimeoutSettings(queued_s=120, stall_s=60)
-    queued = task(status="ENQUEUED", jira_started_at=None, jira_last_update_at=None)
+    queued = task(
+        status="ENQUEUED", jira_started_at=None, jira_last_update_at=None, last_seen_at=T0
+    )
     assert nearest_limit(queued, defaults, T0 + timedelta(seconds=30)) == ("queued", 90)
-    running = task(jira_last_update_at=T0 + timedelta(minutes=2))
-    assert nearest_limit(running, defaults, T0 + timedelta(minutes=2, seconds=20)) == ("stall", 40)
-    assert nearest_limit(task(status="COMPLETE"), defaults, T0) is None
-    assert nearest_limit(task(state="removed"), defaults, T0) is None
+    later = T0 + timedelta(minutes=2, seconds=20)
+    running = task(
+        jira_last_update_at=T0 + timedelta(minutes=2), last_seen_at=later, elapsed_runtime_ms=80_000
+    )
+    assert nearest_limit(running, defaults, later) == ("stall", 40)
+    assert nearest_limit(task(status="COMPLETE", last_seen_at=T0), defaults, T0) is None
+    assert nearest_limit(task(state="removed", last_seen_at=T0), defaults, T0) is None
 
 
 # --- the frame ------------------------------------------------------------------------------
@@ -158,8 +166,10 @@ def seeded(tmp_path: Path) -> Path:
     store.register(["10042", "10043"], Registration(label="reindex"), now)
     for progress, ago in ((20, 60), (30, 30), (40, 0)):
         at = now - timedelta(seconds=ago)
-        values = {"status": "RUNNING", "progress": progress, "jira_started_at": now - timedelta(
-            seconds=90)}  # fmt: skip
+        values = {
+            "status": "RUNNING", "progress": progress, "last_seen_at": at,
+            "jira_started_at": now - timedelta(seconds=90), "elapsed_runtime_ms": (90 - ago) * 1000,
+        }  # fmt: skip
         snapshot = {"observed_at": at, "last_seen_at": at, "status": "RUNNING",
                     "progress": progress}  # fmt: skip
         assert store.record_poll(store.get("10042"), values, at, snapshot=snapshot)
