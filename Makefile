@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest format lock clean
+.PHONY: setup demo test lint typecheck pytest check-unit format lock clean
 
 $(STAMP): pyproject.toml requirements/runtime.lock requirements/dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -30,6 +30,10 @@ typecheck: setup
 
 pytest: setup
 	$(BIN)/pytest
+
+# The systemd unit, with systemd's own tools (skipped with a message where they are missing).
+check-unit:
+	systemd/check
 
 format: setup
 	$(BIN)/ruff format .

@@ -12,8 +12,9 @@ commands can compare versions without importing Alembic (a test keeps the two in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,18 +62,34 @@ def _sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _create_sqlite_file(path: Path) -> None:
+    """Create an empty database file whose mode follows the umask, as any new file's does.
+
+    SQLite itself creates a database 0644 (less the umask), so no umask can make it group-
+    writable; its -wal and -shm files then copy the database's mode. Under systemd the unit's
+    `UMask=0007` thus gives 0660 to all three, and operators in the service's group can use
+    the live database with the CLI (even a reader needs to write the -shm file). An empty file
+    is a valid, empty SQLite database.
+    """
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+
+
 def create_db_engine(url: str) -> Engine:
-    """An engine for `url`; for a SQLite file, its folder is created if missing."""
+    """An engine for `url`; for a SQLite file, its folder (and the file) are created if missing."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # SQLAlchemy raises ArgumentError, or ValueError for some inputs
         raise StoreError(f"database.url is not a valid SQLAlchemy URL: {exc}") from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database).expanduser()
         try:
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not parsed.database.startswith("file:") and not parsed.query:
+                _create_sqlite_file(path)
         except OSError as exc:
-            raise StoreError(f"cannot create the folder of {describe_url(url)}: {exc}") from None
+            raise StoreError(f"cannot create {describe_url(url)}: {exc}") from None
     try:
         engine = create_engine(parsed, pool_pre_ping=not is_sqlite)
     except (SQLAlchemyError, ImportError) as exc:

@@ -6,17 +6,27 @@ aligned, coloured text for a person at a terminal; `auto` picks console on a TTY
 passes `redact`, which replaces each registered secret wherever it appears (in any value, at
 any depth) and truncates oversized values, so a token cannot reach the journal even by way of
 an exception message.
+
+Under systemd, stdout is a stream to journald, which gives every line of a stream the same
+priority unless the line starts with a syslog prefix `<N>` (`SyslogLevelPrefix=yes`, systemd's
+default). So when stdout is the journal stream (`monitor.systemd.is_journal_stream`), each line
+gets the prefix of its level (`<3>` error, `<4>` warning, `<6>` info, `<7>` debug): journald
+strips it, the stored message is the bare JSON object, and `journalctl -p warning` works.
+Anywhere else (a terminal, a pipe, a file) there is no prefix.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
 from structlog.typing import FilteringBoundLogger
+
+from monitor.systemd import is_journal_stream
 
 MAX_VALUE_CHARS = 2000
 _REDACTED = "********"
@@ -64,14 +74,44 @@ def order_keys(_logger: Any, _method: str, event_dict: MutableMapping[str, Any])
     return {**head, **event_dict}
 
 
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority (0 emerg ... 7 debug) of a stdlib logging level."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    if levelno >= logging.INFO:
+        return 6
+    return 7
+
+
+class _PriorityPrefixFormatter(structlog.stdlib.ProcessorFormatter):
+    """Prefixes every rendered line with `<N>`, the record's syslog priority, for journald."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        # A console rendering may span lines (a traceback); journald reads each line alone.
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
 def configure_logging(
-    fmt: LogFormat = "auto", level: LogLevel = "info", stream: TextIO | None = None
+    fmt: LogFormat = "auto",
+    level: LogLevel = "info",
+    stream: TextIO | None = None,
+    *,
+    level_prefix: bool | None = None,
 ) -> None:
     """Route structlog and stdlib logging to `stream` (stdout) through one renderer.
 
-    Safe to call again (a reload changes the level or format in place).
+    `level_prefix` puts journald's `<N>` priority prefix before each line; None (the default)
+    does so exactly when `stream` is the journal stream systemd set up. Safe to call again (a
+    reload changes the level or format in place).
     """
     stream = stream if stream is not None else sys.stdout
+    if level_prefix is None:
+        level_prefix = is_journal_stream(stream, os.environ)
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     shared: list[Any] = [
@@ -87,8 +127,9 @@ def configure_logging(
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         tail = [redact]
     handler = logging.StreamHandler(stream)
+    formatter = _PriorityPrefixFormatter if level_prefix else structlog.stdlib.ProcessorFormatter
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
+        formatter(
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,

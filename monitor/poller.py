@@ -99,7 +99,6 @@ class Poller:
         """Poll what is due, then send the cancels that are due."""
         now = now or datetime.now(UTC)
         report = self.poll_due(now)
-        self.canceller.grace_s = self.timeouts.cancel_grace_s
         report.cancels_sent = self.canceller.send_due(now)
         return report
 

@@ -20,9 +20,10 @@ def test_run_polls_registered_tasks_to_the_end_and_logs_each_finish_once(
     sim: Simulator, tmp_path: Path
 ) -> None:
     scripts = {
-        "101": TaskScript("101", queued_s=0.3, run_s=1.5, outcome="COMPLETE"),
-        "102": TaskScript("102", queued_s=0.5, run_s=2.5, outcome="FAILED"),
-        "103": TaskScript("103", queued_s=0.2, run_s=0.8, outcome="DEAD"),
+        # Long enough that even a busy machine polls each task before it ends.
+        "101": TaskScript("101", queued_s=1.0, run_s=3.0, outcome="COMPLETE"),
+        "102": TaskScript("102", queued_s=1.0, run_s=4.0, outcome="FAILED"),
+        "103": TaskScript("103", queued_s=1.0, run_s=2.0, outcome="DEAD"),
     }
     for script in (scripts["101"], scripts["102"]):
         sim.add_task(script)

@@ -22,7 +22,7 @@ def run(ctx: click.Context, app: AppContext) -> None:
     """Run the daemon in the foreground (what systemd starts).
 
     Polls the registered tasks, records snapshots, logs outcomes. SIGTERM or SIGINT finish
-    the tick in flight and exit 0.
+    the tick in flight and exit 0; SIGHUP reloads the config.
 
     \b
     Example:
@@ -34,7 +34,7 @@ def run(ctx: click.Context, app: AppContext) -> None:
     settings = app.settings()
     settings.jira.require_url()
     configure_logging(settings.log.format, settings.log.level)
-    ctx.exit(Daemon(settings).run())
+    ctx.exit(Daemon(settings, config_path=app.config_path).run())
 
 
 @click.group()
