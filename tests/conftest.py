@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from monitor.cli import cli
 from monitor.config import (
     DatabaseSettings,
     JiraSettings,
@@ -22,6 +24,7 @@ from monitor.jira import JiraClient
 from monitor.poller import Poller
 from monitor.simulator import Simulator
 from monitor.store import Store
+from tests.notify import NotifyListener
 
 SIM_EMAIL = "sim@example.com"
 SIM_TOKEN = "canary-TOKEN-5e1f9c"
@@ -65,3 +68,34 @@ def client(settings: Settings) -> Iterator[JiraClient]:
 def poller(store: Store, client: JiraClient, settings: Settings) -> Iterator[Poller]:
     with ThreadPoolExecutor(max_workers=4) as workers:
         yield Poller(store, client, settings.poll, settings.timeouts, workers, rng=random.Random(7))
+
+
+RunCli = Callable[..., Result]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A config file naming only a database in tmp_path: enough for every local command."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "monitor.db"}"\n')
+    return path
+
+
+@pytest.fixture
+def run(config: Path) -> RunCli:
+    """`jtm --config <config> ARGS...` through click's runner, with no JTM_ or colour settings."""
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None) -> Result:
+        env = {"NO_COLOR": None}
+        return runner.invoke(cli, ["--config", str(config), *args], input=stdin, env=env)
+
+    return invoke
+
+
+@pytest.fixture
+def listener() -> Iterator[NotifyListener]:
+    """A socket standing in for systemd's $NOTIFY_SOCKET."""
+    notify = NotifyListener()
+    yield notify
+    notify.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from monitor.cli import cli
 from monitor.database import SCHEMA_HEAD, open_database
@@ -24,23 +24,6 @@ SHOW_KEYS = {
     "cancel_requested_at", "timed_out", "events",
 }  # fmt: skip
 HISTORY_KEYS = ["task_id", "observed_at", "status", "progress", "message", "elapsed_runtime_ms"]
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "monitor.db"}"\n')
-    return path
-
-
-@pytest.fixture
-def run(config: Path) -> object:
-    runner = CliRunner()
-
-    def invoke(*args: str, stdin: str | None = None) -> Result:
-        return runner.invoke(cli, ["--config", str(config), *args], input=stdin, env={})
-
-    return invoke
 
 
 def _store(config: Path) -> Store:

@@ -24,23 +24,6 @@ Run = Callable[..., Result]
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "monitor.db"}"\n')
-    return path
-
-
-@pytest.fixture
-def run(config: Path) -> Run:
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, ["--config", str(config), *args], env={"NO_COLOR": None})
-
-    return invoke
-
-
 def poll(store: Store, task_id: str, at: datetime, status: str, progress: int | None) -> None:
     """Record one poll that saw `status` and `progress`, with its events, as the daemon would."""
     task = store.get(task_id)

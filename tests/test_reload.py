@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,6 @@ from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
 from tests.notify import NotifyListener
 
 LONG = TaskScript("long", queued_s=0.1, run_s=600, outcome="COMPLETE")
-
-
-@pytest.fixture
-def listener() -> Iterator[NotifyListener]:
-    notify = NotifyListener()
-    yield notify
-    notify.close()
 
 
 def test_changed_keys_names_config_keys() -> None:

@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import stat
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -30,13 +29,6 @@ from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
 from tests.notify import JournalDaemon, NotifyListener
 
 LONG = TaskScript("long", queued_s=0.1, run_s=600, outcome="COMPLETE")
-
-
-@pytest.fixture
-def listener() -> Iterator[NotifyListener]:
-    notify = NotifyListener()
-    yield notify
-    notify.close()
 
 
 def _register(config: Path, env: dict[str, str], *ids: str) -> None:
