@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest format lock clean
+.PHONY: setup demo test lint typecheck pytest format lock clean bench bench-smoke
 
 $(STAMP): pyproject.toml requirements/runtime.lock requirements/dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -30,6 +30,14 @@ typecheck: setup
 
 pytest: setup
 	$(BIN)/pytest
+
+# The benchmark suite (a few minutes; see docs/benchmarks.md): results to bench/results.json
+# and the table of docs/benchmarks.md. bench-smoke only checks that it runs (seconds).
+bench: setup
+	$(BIN)/python -m bench
+
+bench-smoke: setup
+	$(BIN)/python -m bench --smoke
 
 format: setup
 	$(BIN)/ruff format .
