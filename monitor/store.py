@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.database import transaction
@@ -70,9 +70,24 @@ class Store:
     def register(
         self, task_ids: Sequence[str], options: Registration, now: datetime
     ) -> list[RegisterResult]:
-        """Register new tasks or update existing ones; one transaction for the whole batch."""
+        """Register new tasks or update existing ones; one transaction for the whole batch.
+
+        Each kind of change is one statement executed for the whole batch (`executemany`),
+        not one per ID: `jtm add -` with 10,000 IDs stays well under a second or two.
+        """
         results: list[RegisterResult] = []
         option_values = options.columns(only_set=True)
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(option_values.items())) or None
+        new_row = {
+            **options.columns(only_set=False),
+            "state": TaskState.WATCHING,
+            "registered_at": now,
+            "updated_at": now,
+            "next_poll_at": now,
+            "polls": 0,
+            "consecutive_errors": 0,
+            "not_found_count": 0,
+        }
         with transaction(self.engine, write=True) as conn:
             existing = {
                 row.task_id: row.state
@@ -81,35 +96,30 @@ class Store:
                 )
             }
             new_rows: list[dict[str, Any]] = []
+            updated: list[dict[str, Any]] = []
+            rewatched: list[dict[str, Any]] = []
             events: list[dict[str, Any]] = []
             for task_id in dict.fromkeys(task_ids):
                 state = existing.get(task_id)
                 if state is None:
-                    new_rows.append(
-                        {
-                            **options.columns(only_set=False),
-                            "task_id": task_id,
-                            "state": TaskState.WATCHING,
-                            "registered_at": now,
-                            "updated_at": now,
-                            "next_poll_at": now,
-                            "polls": 0,
-                            "consecutive_errors": 0,
-                            "not_found_count": 0,
-                        }
-                    )
+                    new_rows.append({**new_row, "task_id": task_id})
                     events.append(_event(task_id, now, EventKind.REGISTERED, None))
                     results.append(RegisterResult(task_id, "added"))
                     continue
-                values: dict[str, Any] = {**option_values, "updated_at": now}
-                outcome = "updated"
                 if state == TaskState.REMOVED:
-                    values |= {"state": TaskState.WATCHING, "removed_at": None, "next_poll_at": now}
-                    outcome = "rewatched"
-                conn.execute(update(Task).where(Task.task_id == task_id).values(values))
-                detail = ", ".join(f"{k}={v}" for k, v in sorted(option_values.items())) or None
+                    rewatched.append({"key": task_id})
+                    results.append(RegisterResult(task_id, "rewatched"))
+                else:
+                    updated.append({"key": task_id})
+                    results.append(RegisterResult(task_id, "updated"))
                 events.append(_event(task_id, now, EventKind.UPDATED, detail))
-                results.append(RegisterResult(task_id, outcome))
+            values: dict[str, Any] = {**option_values, "updated_at": now}
+            by_key = Task.task_id == bindparam("key")
+            if updated:
+                conn.execute(update(Task).where(by_key).values(values), updated)
+            if rewatched:
+                again = {"state": TaskState.WATCHING, "removed_at": None, "next_poll_at": now}
+                conn.execute(update(Task).where(by_key).values(values | again), rewatched)
             if new_rows:
                 conn.execute(insert(Task), new_rows)
             if events:
