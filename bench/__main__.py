@@ -8,11 +8,13 @@ The full scale writes `bench/results.json` and updates docs/benchmarks.md; the s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.experiments import ENV, EXPERIMENTS, apply
 from bench.figures import FIGURES
 from bench.harness import ROOT, SimProcess, machine
 from bench.report import Result, markdown_table, save_json, update_markdown
@@ -25,21 +27,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", choices=sorted(FIGURES), help="run only this figure (repeatable)"
     )
+    parser.add_argument(
+        "--experiment",
+        action="append",
+        default=[],
+        choices=sorted(EXPERIMENTS),
+        help="apply a prototype (see bench/experiments.py) in every measured process",
+    )
     parser.add_argument("--json", type=Path, help="results file (default by scale)")
     parser.add_argument(
         "--markdown", type=Path, help="update the table in this file (default by scale)"
     )
     args = parser.parse_args(argv)
     scale = SMOKE if args.smoke else FULL
+    experiments = sorted(set(args.experiment))
+    if experiments:
+        # Children inherit the variable (see harness.child_env); this process applies them for
+        # the figures it runs itself.
+        os.environ[ENV] = ",".join(experiments)
+        apply(experiments)
+    scratch = args.smoke or experiments
+    tag = "-".join([scale.name, *experiments])
     json_path = args.json or (
-        ROOT / "bench-results" / "smoke.json" if args.smoke else ROOT / "bench" / "results.json"
+        ROOT / "bench-results" / f"{tag}.json" if scratch else ROOT / "bench" / "results.json"
     )
-    markdown = args.markdown or (None if args.smoke else ROOT / "docs" / "benchmarks.md")
+    markdown = args.markdown or (None if scratch else ROOT / "docs" / "benchmarks.md")
     names = args.only or list(FIGURES)
     info = machine()
     print(
         f"bench: scale {scale.name}; {info['nproc']} CPUs ({info['cpu_model']}); "
-        f"Python {info['python']}",
+        f"Python {info['python']}"
+        + (f"; experiments: {', '.join(experiments)}" if experiments else ""),
         flush=True,
     )
     results: list[Result] = []
@@ -53,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(result)
                 print(f"  {result.line()}", flush=True)
             print(f"  ({name}: {time.monotonic() - figure_started:.0f} s)", flush=True)
-    save_json(json_path, info, scale.name, results)
+    save_json(json_path, info, tag, results)
     if markdown is not None:
         update_markdown(markdown, markdown_table(info, scale.name, results))
     verdicts = [r for r in results if r.holds is not None]

@@ -197,6 +197,10 @@ def main(argv: list[str] | None = None) -> None:
         command.add_argument("--prefix", required=True)
         command.add_argument("--concurrency", type=int, required=True)
     args = parser.parse_args(argv)
+    if args.command == "cpu" and args.mode == "daemon":
+        from bench.experiments import apply, names_from_env
+
+        apply(names_from_env())
     if args.command == "cpu":
         result = cpu_daemon(args) if args.mode == "daemon" else cpu_bare(args)
     else:

@@ -32,7 +32,10 @@ EMAIL = "bench@example.com"
 
 def jtm_command() -> list[str]:
     """`jtm` as an operator starts it: the console script beside this Python when there is
-    one (what `pip install` makes), else `python -m monitor`."""
+    one (what `pip install` makes), else `python -m monitor`. With experiments on (see
+    `bench.experiments`), `jtm` through the runner that applies them."""
+    if os.environ.get("BENCH_EXPERIMENTS"):
+        return [sys.executable, "-m", "bench.experiments"]
     script = Path(sys.executable).parent / "jtm"
     return [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
 

@@ -19,6 +19,7 @@ class Scale:
     rate_window_s: float
     ceiling_tasks: int
     ceiling_window_s: float
+    ceiling_repeats: int
     # 3. Memory: watched tasks, and how long the daemon runs on after polling each once.
     memory_tasks: int
     memory_settle_s: float
@@ -43,7 +44,8 @@ FULL = Scale(
     rate_warmup_s=4.0,
     rate_window_s=20.0,
     ceiling_tasks=2000,
-    ceiling_window_s=10.0,
+    ceiling_window_s=8.0,
+    ceiling_repeats=2,
     memory_tasks=10_000,
     memory_settle_s=2.0,
     storage_span_s=86_400.0,
@@ -65,6 +67,7 @@ SMOKE = Scale(
     rate_window_s=1.0,
     ceiling_tasks=20,
     ceiling_window_s=1.0,
+    ceiling_repeats=1,
     memory_tasks=50,
     memory_settle_s=0.2,
     storage_span_s=1_800.0,

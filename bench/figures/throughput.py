@@ -34,6 +34,7 @@ from bench.scale import Scale
 RATE_GOAL = 0.95
 CEILING_GOAL = 0.9
 JITTER = 0.1  # monitor.poller.JITTER: next polls are spread by +/-10%
+CEILING_PREFIX = "ceil-"
 
 
 def _window(
@@ -57,7 +58,7 @@ def _window(
     time.sleep(window_s)
     t1, cpu1, sim1 = time.monotonic(), cpu_seconds(daemon.pid), sim.cpu_seconds()
     daemon.check_alive()
-    rss = daemon.stop()
+    daemon.stop()
     log = [r for r in sim.requests_log() if t0 <= r["monotonic"] < t1 and r["method"] == "GET"]
     errors = sum(1 for r in log if r["status"] != 200)
     return {
@@ -66,7 +67,6 @@ def _window(
         "wall_s": t1 - t0,
         "cpu_s": cpu1 - cpu0,
         "sim_cpu_s": sim1 - sim0,
-        "rss_mb": rss,
         "log": log,
     }
 
@@ -137,29 +137,44 @@ def requested_rate(scale: Scale, sim: SimProcess, workdir: Path) -> Result:
     )
 
 
-def ceiling(scale: Scale, sim: SimProcess, workdir: Path) -> Result:
-    prefix = "ceil-"
-    ids = [f"{prefix}{i}" for i in range(scale.ceiling_tasks)]
-    sim.reset()
-    sim.add_tasks(stalled_script(t) for t in ids)
-    db = workdir / "ceiling.db"
-    register_tasks(db, ids)
+def _daemon_ceiling(scale: Scale, sim: SimProcess, workdir: Path, run_no: int) -> dict[str, Any]:
+    db = workdir / f"ceiling-{run_no}.db"
+    register_tasks(db, [f"{CEILING_PREFIX}{i}" for i in range(scale.ceiling_tasks)])
     config = write_config(
         workdir, sim.url, db, concurrency=scale.concurrency, interval="1s", max_interval="1s"
     )
-    daemon = DaemonProcess(config, workdir / "ceiling.log")
+    daemon = DaemonProcess(config, workdir / f"ceiling-{run_no}.log")
     try:
-        w = _window(sim, daemon, db, len(ids), warmup_s=1.0, window_s=scale.ceiling_window_s)
+        return _window(
+            sim, daemon, db, scale.ceiling_tasks, warmup_s=1.0, window_s=scale.ceiling_window_s
+        )
     finally:
         daemon.stop()
-    bare = run_child(
+
+
+def _bare_ceiling(scale: Scale, sim: SimProcess, workdir: Path, run_no: int) -> dict[str, Any]:
+    return run_child(
         [
             *("ceiling", "--sim", sim.url, "--sim-pid", str(sim.pid)),
-            *("--db", str(workdir / "ceiling-bare.db"), "--tasks", str(len(ids))),
-            *("--prefix", prefix, "--concurrency", str(scale.concurrency)),
+            *("--db", str(workdir / f"ceiling-bare-{run_no}.db")),
+            *("--tasks", str(scale.ceiling_tasks), "--prefix", CEILING_PREFIX),
+            *("--concurrency", str(scale.concurrency)),
             *("--duration", str(scale.ceiling_window_s)),
         ]
     )
+
+
+def ceiling(scale: Scale, sim: SimProcess, workdir: Path) -> Result:
+    """Daemon and bare client alternately, `ceiling_repeats` times each; the best window of
+    each counts (other load on the machine can only slow a window down)."""
+    sim.reset()
+    sim.add_tasks(stalled_script(f"{CEILING_PREFIX}{i}") for i in range(scale.ceiling_tasks))
+    daemon_runs, bare_runs = [], []
+    for run_no in range(scale.ceiling_repeats):
+        daemon_runs.append(_daemon_ceiling(scale, sim, workdir, run_no))
+        bare_runs.append(_bare_ceiling(scale, sim, workdir, run_no))
+    w = max(daemon_runs, key=lambda r: r["polls"] / r["wall_s"])
+    bare = max(bare_runs, key=lambda r: r["polls"] / r["wall_s"])
     daemon_rate = w["polls"] / w["wall_s"]
     bare_rate = bare["polls"] / bare["wall_s"]
     value_ratio = ratio(daemon_rate, bare_rate)
@@ -176,8 +191,10 @@ def ceiling(scale: Scale, sim: SimProcess, workdir: Path) -> Result:
         goal=f">= {CEILING_GOAL}x",
         holds=value_ratio >= CEILING_GOAL,
         details={
-            "tasks": len(ids),
+            "tasks": scale.ceiling_tasks,
             "window_s": round(w["wall_s"], 2),
+            "daemon_runs_polls_per_s": [round(r["polls"] / r["wall_s"]) for r in daemon_runs],
+            "bare_runs_polls_per_s": [round(r["polls"] / r["wall_s"]) for r in bare_runs],
             "daemon_errors": w["errors"],
             "daemon_cpu_share_of_a_core": round(w["cpu_s"] / w["wall_s"], 3),
             "daemon_cpu_us_per_poll": round(w["cpu_s"] / max(w["polls"], 1) * 1e6),
