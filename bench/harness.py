@@ -32,10 +32,7 @@ EMAIL = "bench@example.com"
 
 def jtm_command() -> list[str]:
     """`jtm` as an operator starts it: the console script beside this Python when there is
-    one (what `pip install` makes), else `python -m monitor`. With experiments on (see
-    `bench.experiments`), `jtm` through the runner that applies them."""
-    if os.environ.get("BENCH_EXPERIMENTS"):
-        return [sys.executable, "-m", "bench.experiments"]
+    one (what `pip install` makes), else `python -m monitor`."""
     script = Path(sys.executable).parent / "jtm"
     return [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
 
@@ -231,8 +228,11 @@ class DaemonProcess:
 
     def __init__(self, config: Path, log_path: Path) -> None:
         self._log: IO[str] = log_path.open("w")
+        # With experiments on (see `bench.experiments`), through the runner that applies them.
+        experiments = bool(os.environ.get("BENCH_EXPERIMENTS"))
+        jtm = [sys.executable, "-m", "bench.experiments"] if experiments else jtm_command()
         self.proc = subprocess.Popen(
-            [*jtm_command(), "--config", str(config), "run"],
+            [*jtm, "--config", str(config), "run"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=child_env(),

@@ -33,7 +33,7 @@ class Result:
         if self.baseline is not None:
             text += f" vs {self.baseline_label} {_num(self.baseline)} {self.unit}"
         if self.ratio is not None:
-            text += f" = {self.ratio:.2f}x"
+            text += f" = {_ratio(self.ratio)}"
         if self.goal:
             verdict = {True: "holds", False: "MISSED", None: "n/a"}[self.holds]
             text += f"  [goal {self.goal}: {verdict}]"
@@ -42,6 +42,10 @@ class Result:
 
 def ratio(value: float, baseline: float) -> float:
     return value / baseline if baseline else math.inf
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
 
 
 def _num(value: float) -> str:
@@ -66,14 +70,15 @@ def markdown_table(machine: dict[str, Any], scale: str, results: list[Result]) -
         f"({machine['cpu_model']}), {machine['memory_mb']:,} MiB RAM, Python "
         f"{machine['python']}, SQLite {machine['sqlite']}, SQLAlchemy "
         f"{machine['packages'].get('sqlalchemy', '?')}, requests "
-        f"{machine['packages'].get('requests', '?')}, Linux {machine['kernel']}.",
+        f"{machine['packages'].get('requests', '?')}, Linux {machine['kernel']}; load average "
+        f"{machine.get('load_average_at_start', ['?'])[0]} at the start (a shared machine).",
         "",
         "| figure | jtm | baseline | ratio | goal | holds |",
         "|---|---:|---:|---:|---|---|",
     ]
     for r in results:
         baseline = f"{_num(r.baseline)} {r.unit} ({r.baseline_label})" if r.baseline else "-"
-        shown_ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
+        shown_ratio = _ratio(r.ratio) if r.ratio is not None else "-"
         holds = {True: "yes", False: "**no**", None: "-"}[r.holds]
         lines.append(
             f"| {r.title} | {_num(r.value)} {r.unit} | {baseline} | {shown_ratio} "
@@ -93,3 +98,21 @@ def update_markdown(path: Path, table: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def result_from_json(data: dict[str, Any]) -> Result:
+    return Result(**data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bench.report RESULTS.json MARKDOWN.md`: redraw the table from saved results."""
+    import sys
+
+    source, target = (argv if argv is not None else sys.argv[1:])[:2]
+    document = json.loads(Path(source).read_text())
+    results = [result_from_json(r) for r in document["results"]]
+    update_markdown(Path(target), markdown_table(document["machine"], document["scale"], results))
+
+
+if __name__ == "__main__":
+    main()
