@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest check-unit format lock clean
+.PHONY: setup demo test lint typecheck pytest check-unit format lock clean bench bench-smoke
 
 $(STAMP): pyproject.toml requirements/runtime.lock requirements/dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -34,6 +34,14 @@ pytest: setup
 # The systemd unit, with systemd's own tools (skipped with a message where they are missing).
 check-unit:
 	systemd/check
+
+# The benchmark suite (a few minutes; see docs/benchmarks.md): results to bench/results.json
+# and the table of docs/benchmarks.md. bench-smoke only checks that it runs (seconds).
+bench: setup
+	$(BIN)/python -m bench
+
+bench-smoke: setup
+	$(BIN)/python -m bench --smoke
 
 format: setup
 	$(BIN)/ruff format .

@@ -352,7 +352,7 @@ class Daemon:
         if retired is not None:
             retired.close()  # the previous tick is over: its workers are idle
         try:
-            report = runtime.poller.tick()
+            report = runtime.poller.tick(keep_going=lambda: self._stop_signal is None)
             self._beat(store, report=report)
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.

@@ -70,8 +70,13 @@ def json_result(result: object) -> str | None:
     return text[:MAX_STORED_RESULT_CHARS]
 
 
-def _next_poll(now: datetime, interval_s: float, jitter: float) -> datetime:
-    return now + timedelta(seconds=interval_s * jitter)
+def _next_poll(now: datetime, interval_s: float, jitter: float, due: datetime | None) -> datetime:
+    """`interval_s` after the time the poll was due, so a tick's lateness does not add up
+    poll after poll; after the time of the poll when it came later than one interval."""
+    step = timedelta(seconds=interval_s * jitter)
+    if due is not None and due <= now < due + step:
+        return due + step
+    return now + step
 
 
 def plan_success(
@@ -118,7 +123,7 @@ def plan_success(
         "jira_last_update_at": info.last_update,
         "last_seen_at": now,
         "poll_interval_s": interval,
-        "next_poll_at": _next_poll(now, interval, jitter),
+        "next_poll_at": _next_poll(now, interval, jitter, task.next_poll_at),
         "consecutive_errors": 0,
         "not_found_count": 0,
     }
@@ -249,7 +254,7 @@ def plan_failure(
         delay = max(error.retry_after_s, poll.interval_s)
     else:
         delay = min(poll.interval_s * 2 ** min(errors, 16), poll.max_interval_s)
-    values["next_poll_at"] = _next_poll(now, delay, jitter)
+    values["next_poll_at"] = _next_poll(now, delay, jitter, task.next_poll_at)
     return PollPlan(values=values, events=tuple(events))
 
 

@@ -13,8 +13,9 @@ off, and the others carry on.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from concurrent.futures import Executor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -39,6 +40,10 @@ from monitor.store import Store
 
 MAX_LOGGED_RESULT_CHARS = 1_000
 MAX_DUE_PER_TICK = 5_000
+DUE_BATCH = 500
+MAX_ROUNDS_PER_TICK = 20
+"""A tick stops after this many rounds even if tasks keep falling due (a database that
+cannot record polls would otherwise hand back the same tasks forever)."""
 
 
 class TaskApi(Protocol):
@@ -63,6 +68,12 @@ class TickReport:
     timeouts: int = 0
     cancels_sent: int = 0
     finished_ids: list[str] = field(default_factory=list)
+
+    def add(self, other: TickReport) -> None:
+        """Count `other` (a further round of the same tick) in."""
+        for item in fields(self):
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
+            setattr(self, item.name, mine + theirs)
 
 
 class Poller:
@@ -95,17 +106,31 @@ class Poller:
         self.watched_since = watched_since or datetime.now(UTC)
         self.canceller = Canceller(store, api.cancel_task, timeouts.cancel_grace_s, log=self.log)
 
-    def tick(self, now: datetime | None = None) -> TickReport:
-        """Poll what is due, then send the cancels that are due."""
-        now = now or datetime.now(UTC)
-        report = self.poll_due(now)
-        report.cancels_sent = self.canceller.send_due(now)
+    def tick(
+        self, now: datetime | None = None, keep_going: Callable[[], bool] = lambda: True
+    ) -> TickReport:
+        """Poll what is due, then send the cancels that are due.
+
+        Due tasks are taken `DUE_BATCH` at a time (a few hundred task rows in memory, not
+        thousands), and the tick looks again as long as it finds work: tasks that fell due
+        while it polled are polled now, not a tick interval later. `now` fixes the clock
+        (tests); otherwise each round reads it afresh. No new round starts once `keep_going`
+        says no (the daemon is stopping).
+        """
+        report = TickReport()
+        for _round in range(MAX_ROUNDS_PER_TICK):
+            batch = self.poll_due(now or datetime.now(UTC), DUE_BATCH)
+            report.add(batch)
+            if batch.due == 0 or report.due >= MAX_DUE_PER_TICK or not keep_going():
+                break
+        report.cancels_sent = self.canceller.send_due(now or datetime.now(UTC))
         return report
 
-    def poll_due(self, now: datetime) -> TickReport:
-        """Poll the due tasks and record what they say (deciding cancels, not sending them)."""
+    def poll_due(self, now: datetime, limit: int = DUE_BATCH) -> TickReport:
+        """Poll up to `limit` due tasks and record what they say (deciding cancels, not
+        sending them)."""
         report = TickReport()
-        due = self.store.due_tasks(now, MAX_DUE_PER_TICK)
+        due = self.store.due_tasks(now, limit)
         report.due = len(due)
         futures = {self.executor.submit(self._fetch, task.task_id): task for task in due}
         for future in as_completed(futures):

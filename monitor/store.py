@@ -8,12 +8,25 @@ CLI meanwhile, or polled by another instance, is left alone instead of overwritt
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from monitor.database import transaction
@@ -70,9 +83,24 @@ class Store:
     def register(
         self, task_ids: Sequence[str], options: Registration, now: datetime
     ) -> list[RegisterResult]:
-        """Register new tasks or update existing ones; one transaction for the whole batch."""
+        """Register new tasks or update existing ones; one transaction for the whole batch.
+
+        Each kind of change is one statement executed for the whole batch (`executemany`),
+        not one per ID: `jtm add -` with 10,000 IDs stays well under a second or two.
+        """
         results: list[RegisterResult] = []
         option_values = options.columns(only_set=True)
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(option_values.items())) or None
+        new_row = {
+            **options.columns(only_set=False),
+            "state": TaskState.WATCHING,
+            "registered_at": now,
+            "updated_at": now,
+            "next_poll_at": now,
+            "polls": 0,
+            "consecutive_errors": 0,
+            "not_found_count": 0,
+        }
         with transaction(self.engine, write=True) as conn:
             existing = {
                 row.task_id: row.state
@@ -81,35 +109,30 @@ class Store:
                 )
             }
             new_rows: list[dict[str, Any]] = []
+            updated: list[dict[str, Any]] = []
+            rewatched: list[dict[str, Any]] = []
             events: list[dict[str, Any]] = []
             for task_id in dict.fromkeys(task_ids):
                 state = existing.get(task_id)
                 if state is None:
-                    new_rows.append(
-                        {
-                            **options.columns(only_set=False),
-                            "task_id": task_id,
-                            "state": TaskState.WATCHING,
-                            "registered_at": now,
-                            "updated_at": now,
-                            "next_poll_at": now,
-                            "polls": 0,
-                            "consecutive_errors": 0,
-                            "not_found_count": 0,
-                        }
-                    )
+                    new_rows.append({**new_row, "task_id": task_id})
                     events.append(_event(task_id, now, EventKind.REGISTERED, None))
                     results.append(RegisterResult(task_id, "added"))
                     continue
-                values: dict[str, Any] = {**option_values, "updated_at": now}
-                outcome = "updated"
                 if state == TaskState.REMOVED:
-                    values |= {"state": TaskState.WATCHING, "removed_at": None, "next_poll_at": now}
-                    outcome = "rewatched"
-                conn.execute(update(Task).where(Task.task_id == task_id).values(values))
-                detail = ", ".join(f"{k}={v}" for k, v in sorted(option_values.items())) or None
+                    rewatched.append({"key": task_id})
+                    results.append(RegisterResult(task_id, "rewatched"))
+                else:
+                    updated.append({"key": task_id})
+                    results.append(RegisterResult(task_id, "updated"))
                 events.append(_event(task_id, now, EventKind.UPDATED, detail))
-                results.append(RegisterResult(task_id, outcome))
+            values: dict[str, Any] = {**option_values, "updated_at": now}
+            by_key = Task.task_id == bindparam("key")
+            if updated:
+                conn.execute(update(Task).where(by_key).values(values), updated)
+            if rewatched:
+                again = {"state": TaskState.WATCHING, "removed_at": None, "next_poll_at": now}
+                conn.execute(update(Task).where(by_key).values(values | again), rewatched)
             if new_rows:
                 conn.execute(insert(Task), new_rows)
             if events:
@@ -222,34 +245,19 @@ class Store:
         `decides_cancel`, the write also requires that no cancel was decided meanwhile (by
         `jtm cancel`), so one decision is never overwritten by another.
         """
-        guards = [
-            Task.task_id == task.task_id,
-            Task.state == TaskState.WATCHING,
-            Task.polls == task.polls,
-        ]
-        if decides_cancel:
-            guards.append(Task.cancel_requested_at.is_(None))
+        params = {**values, "polls": task.polls + 1, "updated_at": now}
+        statement = _poll_update(tuple(sorted(params)), decides_cancel)
+        params |= {"w_task_id": task.task_id, "w_polls": task.polls}
         with transaction(self.engine, write=True) as conn:
-            result = conn.execute(
-                update(Task).where(*guards).values(**values, polls=task.polls + 1, updated_at=now)
-            )
-            if result.rowcount != 1:
+            if conn.execute(statement, params).rowcount != 1:
                 return False
             if snapshot is not None:
-                conn.execute(insert(Snapshot).values(task_id=task.task_id, **snapshot))
+                conn.execute(_INSERT_SNAPSHOT, {"task_id": task.task_id, **snapshot})
             elif touch_snapshot:
-                newest = (
-                    select(Snapshot.id)
-                    .where(Snapshot.task_id == task.task_id)
-                    .order_by(Snapshot.observed_at.desc(), Snapshot.id.desc())
-                    .limit(1)
-                    .scalar_subquery()
-                )
-                conn.execute(update(Snapshot).where(Snapshot.id == newest).values(last_seen_at=now))
+                conn.execute(_TOUCH_NEWEST_SNAPSHOT, {"w_task_id": task.task_id, "w_now": now})
             if events:
-                conn.execute(
-                    insert(Event), [_event(task.task_id, now, kind, d) for kind, d in events]
-                )
+                rows = [_event(task.task_id, now, kind, d) for kind, d in events]
+                conn.execute(_INSERT_EVENTS, rows)
         return True
 
     # -- cancels ---------------------------------------------------------------------------
@@ -384,6 +392,43 @@ class Store:
             total += deleted
             if deleted < batch:
                 return total
+
+
+# The poll path runs once per task per poll: its statements are built once, with bound
+# parameters, so each call costs an execution and not a fresh statement to construct, coerce
+# and cache-key (most of a poll's CPU otherwise).
+_TASKS = cast(Table, Task.__table__)
+_SNAPSHOTS = cast(Table, Snapshot.__table__)
+_INSERT_SNAPSHOT = insert(_SNAPSHOTS)
+_INSERT_EVENTS = insert(cast(Table, Event.__table__))
+_TOUCH_NEWEST_SNAPSHOT = (
+    update(_SNAPSHOTS)
+    .where(
+        _SNAPSHOTS.c.id
+        == select(_SNAPSHOTS.c.id)
+        .where(_SNAPSHOTS.c.task_id == bindparam("w_task_id"))
+        .order_by(_SNAPSHOTS.c.observed_at.desc(), _SNAPSHOTS.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    .values(last_seen_at=bindparam("w_now", type_=_SNAPSHOTS.c.last_seen_at.type))
+)
+
+
+@functools.lru_cache(maxsize=128)
+def _poll_update(columns: tuple[str, ...], decides_cancel: bool) -> Update:
+    """The compare-and-set UPDATE of one poll that sets `columns`: the task must still be
+    watched and at the poll count read (and without a cancel decision, with
+    `decides_cancel`), or nothing is written."""
+    guards = [
+        _TASKS.c.task_id == bindparam("w_task_id"),
+        _TASKS.c.state == TaskState.WATCHING,
+        _TASKS.c.polls == bindparam("w_polls"),
+    ]
+    if decides_cancel:
+        guards.append(_TASKS.c.cancel_requested_at.is_(None))
+    values = {name: bindparam(name, type_=_TASKS.c[name].type) for name in columns}
+    return update(_TASKS).where(*guards).values(values)
 
 
 def _event(

@@ -624,3 +624,36 @@ def test_token_never_appears_in_errors_or_reprs() -> None:
         rendered = f"{error!s} {error!r} {error.args!r} {vars(error)!r}"
         assert CANARY not in rendered
         assert error.__cause__ is None and error.__context__ is None
+
+
+# -- the environment, read once ------------------------------------------------------------
+
+
+def _proxy_env(monkeypatch: pytest.MonkeyPatch, proxy: str, no_proxy: str = "") -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("http_proxy", proxy)
+    if no_proxy:
+        monkeypatch.setenv("no_proxy", no_proxy)
+
+
+def test_client_goes_through_the_proxy_of_the_environment(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The simulator answers absolute-form requests too, so it can play the proxy: the site
+    # itself (.invalid) cannot be resolved, and only a request through the proxy gets there.
+    sim.add_task(running("41"))
+    _proxy_env(monkeypatch, sim.url)
+    with JiraClient(jira_settings("http://jira.invalid"), Secret("sim-token")) as jira:
+        monkeypatch.delenv("http_proxy")  # read once, when the client was made
+        assert jira.get_task("41").status == "RUNNING"
+
+
+def test_client_honours_no_proxy_of_the_environment(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim.add_task(running("42"))
+    _proxy_env(monkeypatch, "http://127.0.0.1:9", no_proxy="127.0.0.1")  # nothing listens on 9
+    with JiraClient(jira_settings(sim.url), Secret("sim-token")) as jira:
+        assert jira.get_task("42").status == "RUNNING"

@@ -10,8 +10,8 @@ from structlog.testing import capture_logs
 
 from monitor.config import PollSettings, TimeoutSettings
 from monitor.jira import JiraClient, TaskInfo
-from monitor.observation import GONE_AFTER_404S, UNCHANGED_BACKOFF
-from monitor.poller import Poller
+from monitor.observation import GONE_AFTER_404S, UNCHANGED_BACKOFF, plan_success
+from monitor.poller import DUE_BATCH, Poller
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
@@ -221,3 +221,26 @@ def test_a_large_result_is_truncated_in_the_log(
     assert len(finished["result"]) < 1100
     stored = store.get("1").result
     assert stored is not None and len(stored) > 20_000  # the database keeps it whole
+
+
+def test_one_tick_polls_every_due_task_in_batches(store: Store, poller: Poller) -> None:
+    ids = [f"t{i}" for i in range(DUE_BATCH + 20)]  # unknown to the simulator: quick 404s
+    store.register(ids, Registration(), NOW)
+    report = poller.tick(NOW)
+    assert report.due == len(ids)
+    assert {store.get(i).polls for i in (ids[0], ids[-1])} == {1}
+    assert poller.tick(NOW).due == 0
+
+
+def test_the_next_poll_is_counted_from_when_it_was_due(
+    sim: Simulator, store: Store, poller: Poller
+) -> None:
+    sim.add_task(TaskScript("1", queued_s=FOREVER))
+    store.register(["1"], Registration(), NOW)
+    poll = PollSettings(interval_s=10.0, max_interval_s=10.0, concurrency=1)
+    [task] = store.due_tasks(NOW, 1)
+    info = poller.api.get_task("1")
+    late = plan_success(task, info, NOW + timedelta(seconds=3), poll)  # a late tick
+    assert late.values["next_poll_at"] == NOW + timedelta(seconds=10)
+    very_late = plan_success(task, info, NOW + timedelta(seconds=25), poll)
+    assert very_late.values["next_poll_at"] == NOW + timedelta(seconds=35)

@@ -64,9 +64,10 @@ def _config_text(tmp_path: Path, sim: Simulator, **sections: dict[str, Any]) -> 
 
 
 def _poll_row(db_path: Path, task_id: str) -> tuple[int, str | None, str | None]:
+    """Polls so far, when the first poll was due (registration), and when the next one is."""
     with sqlite3.connect(db_path) as db:
         row = db.execute(
-            "SELECT polls, last_seen_at, next_poll_at FROM tasks WHERE task_id = ?", (task_id,)
+            "SELECT polls, registered_at, next_poll_at FROM tasks WHERE task_id = ?", (task_id,)
         ).fetchone()
     return (int(row[0]), row[1], row[2]) if row else (0, None, None)
 
@@ -98,13 +99,14 @@ def test_sighup_applies_poll_settings_timeouts_and_log_level_without_a_restart(
         ]
         assert reloaded["config"] == str(config)
         assert listener.with_key("RELOADING", "1")
-        # A task registered now is polled on the new schedule: 20 s (+/-10%) after its first poll.
+        # A task registered now is polled on the new schedule: its second poll falls due 20 s
+        # (+/-10%) after its first one did (the moment it was registered).
         sim.add_task(TaskScript("new", queued_s=0.1, run_s=600, outcome="COMPLETE"))
         assert jtm(config, "add", "new", env=env).returncode == 0
         wait_for(lambda: _poll_row(tmp_path / "monitor.db", "new")[0] >= 1, what="first poll")
-        _, seen, due = _poll_row(tmp_path / "monitor.db", "new")
-        assert seen is not None and due is not None
-        gap = (datetime.fromisoformat(due) - datetime.fromisoformat(seen)).total_seconds()
+        _, first_due, due = _poll_row(tmp_path / "monitor.db", "new")
+        assert first_due is not None and due is not None
+        gap = (datetime.fromisoformat(due) - datetime.fromisoformat(first_due)).total_seconds()
         assert 18 <= gap <= 22, gap
 
         # 2. Back to fast polling, and only warnings and errors in the log from now on.

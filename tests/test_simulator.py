@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -743,3 +744,27 @@ def test_serve_runs_until_sigterm(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_in_flight_counts_requests_received_and_not_yet_answered() -> None:
+    with Simulator(auth="none") as sim:
+        sim.add_task(TaskScript("1", queued_s=1000))
+        sim.add_fault(Fault(kind="slow", delay_s=0.5))
+        assert sim.in_flight == 0
+        errors: list[BaseException] = []
+
+        def get() -> None:
+            try:
+                requests.get(f"{sim.url}/rest/api/3/task/1", timeout=5)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=get)
+        thread.start()
+        deadline = time.monotonic() + 5
+        while sim.in_flight == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sim.in_flight == 1
+        assert sim.requests_log() == []  # logged only once answered
+        thread.join(timeout=5)
+        assert (sim.in_flight, len(sim.requests_log()), errors) == (0, 1, [])

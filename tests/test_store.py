@@ -41,6 +41,24 @@ def test_remove_keeps_history_and_readd_watches_again(store: Store) -> None:
     assert [e.kind for e in store.events("7")] == ["registered", "removed", "updated"]
 
 
+def test_register_one_batch_adds_updates_and_rewatches(store: Store) -> None:
+    store.register(["1", "2", "3"], Registration(label="old"), T0)
+    store.remove(["3"], T0 + timedelta(seconds=1))
+    later = T0 + timedelta(minutes=1)
+    results = store.register(["4", "1", "3", "4"], Registration(run_s=90), later)
+    assert [(r.task_id, r.outcome) for r in results] == [
+        ("4", "added"),
+        ("1", "updated"),
+        ("3", "rewatched"),
+    ]
+    one, two, three, four = (store.get(t) for t in ("1", "2", "3", "4"))
+    assert (one.label, one.limit_run_s, one.updated_at) == ("old", 90, later)
+    assert (two.limit_run_s, two.updated_at) == (None, T0)  # not in the batch: untouched
+    assert (three.state, three.removed_at, three.next_poll_at) == (TaskState.WATCHING, None, later)
+    assert (four.label, four.limit_run_s, four.registered_at) == (None, 90, later)
+    assert [e.detail for e in store.events("1")] == [None, "limit_run_s=90"]
+
+
 def test_remove_of_an_unknown_id_changes_nothing(store: Store) -> None:
     store.register(["1"], Registration(), T0)
     with pytest.raises(NotFoundError, match="nope"):

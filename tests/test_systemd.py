@@ -207,7 +207,7 @@ def test_sigterm_finishes_the_tick_in_flight_then_says_stopping_and_exits_0(
             _register(config, env, "long")
             daemon = Daemon(config, env)
             listener.wait("READY", "1")
-            wait_for(lambda: _task_requests(sim) >= 1, what="the poll in flight")
+            wait_for(lambda: sim.in_flight >= 1, what="the poll in flight")
             assert daemon.stop(signal.SIGTERM) == 0, daemon.stderr
             listener.wait("STOPPING", "1", timeout=5)
         finally:

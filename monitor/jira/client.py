@@ -15,6 +15,11 @@ Contract:
   (one line, at most ~200 characters); never headers, credentials or an HTML page.
 - Thread-safe: one client (one `requests.Session`, a pool of `pool_size` connections) serves
   all worker threads. Cookies are refused, so every request stands on its own credentials.
+- Cheap per request, as the daemon sends thousands: the environment (`HTTPS_PROXY`,
+  `NO_PROXY`, `REQUESTS_CA_BUNDLE`) is read once, when the client is made, and each request
+  is a copy of one prepared per method. `Session.request` would re-read the environment and
+  re-merge the session's settings every time: together ~0.25 ms of CPU, 40% of a GET
+  (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import base64
 import http.cookiejar
 import json
+import os
 import socket
 import ssl
 from collections.abc import Mapping
@@ -82,6 +88,11 @@ class _Auth(AuthBase):
         return f"_Auth({self._scheme})"
 
 
+def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Leaves a template without credentials: they are set on each copy, at send time."""
+    return request
+
+
 class JiraClient:
     """Talks to one Jira site's task API. See the module docstring for the contract.
 
@@ -112,11 +123,21 @@ class JiraClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, pool_size), max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        session.verify = settings.verify_tls
-        session.auth = _Auth(settings.auth, settings.email, token)
+        _settle_environment(session, self._api, settings.verify_tls)
+        self._auth = _Auth(settings.auth, settings.email, token)
+        session.auth = self._auth
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         self._session = session
+        # Every request is a copy of one prepared per method (headers, hooks, the empty cookie
+        # jar, Content-Length of a body-less POST), its URL and credentials set at send time.
+        # The base URL is normalised here, by the code `Session.request` would run each time;
+        # the paths appended to it are already percent-encoded ASCII (`_task_path`).
+        self._templates = {
+            method: session.prepare_request(requests.Request(method, self._api, auth=_no_auth))
+            for method in ("GET", "POST")
+        }
+        self._api_url = str(self._templates["GET"].url)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -192,12 +213,11 @@ class JiraClient:
         self.gate.acquire()
         error: JiraError | None = None
         try:
-            response = self._session.request(
-                method,
-                self._api + path,
-                timeout=self._settings.timeout_s,
-                stream=True,
-                allow_redirects=False,
+            prepared = self._templates[method].copy()
+            prepared.url = self._api_url + path
+            self._auth(prepared)
+            response = self._session.send(
+                prepared, timeout=self._settings.timeout_s, stream=True, allow_redirects=False
             )
             try:
                 body, overflow = _read_capped(response)
@@ -288,6 +308,21 @@ class JiraClient:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _settle_environment(session: requests.Session, url: str, verify_tls: bool) -> None:
+    """What `requests` would take from the environment for each request to `url` (proxies,
+    unless NO_PROXY exempts the host; a CA bundle), taken once; then stop it looking again.
+
+    Every request of a client goes to the same origin, so the answer cannot differ between
+    requests; only a change of the environment after start would be missed, and a daemon
+    reads its environment at start anyway. `~/.netrc`, the other thing `trust_env` reads, is
+    never used: the client always sets its own credentials.
+    """
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    session.verify = (bundle or True) if verify_tls else False
+    session.trust_env = False
 
 
 def _validated_base(settings: JiraSettings) -> str:

@@ -101,6 +101,7 @@ class Simulator:
         self._cancels: dict[str, int] = {}
         self._connections: set[socket.socket] = set()
         self._connection_count = 0
+        self._in_flight = 0
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -165,6 +166,12 @@ class Simulator:
         return f"http://{host}:{self._port}"
 
     @property
+    def in_flight(self) -> int:
+        """API requests received and not yet answered (lets tests act while one is pending)."""
+        with self._lock:
+            return self._in_flight
+
+    @property
     def connection_count(self) -> int:
         """TCP connections accepted since construction (lets tests check keep-alive)."""
         with self._lock:
@@ -223,17 +230,22 @@ class Simulator:
         route = _parse_route(path)
         task_id = route.task_id if route else None
         with self._lock:
+            self._in_flight += 1
             at = self._clock()
             if route is not None and route.cancel and method == "POST" and task_id is not None:
                 self._cancels[task_id] = self._cancels.get(task_id, 0) + 1
             fault = self._faults.take(method, task_id)
-        reply = None if fault is None else fault.reply(task_id)
-        if fault is not None and reply is None:
-            time.sleep(fault.delay_s)
-        if reply is None:
-            reply = self._answer_jira(method, path, route, headers)
-        with self._lock:
-            self._log.append(RequestRecord(method, target, task_id, reply.status, at, received))
+        try:
+            reply = None if fault is None else fault.reply(task_id)
+            if fault is not None and reply is None:
+                time.sleep(fault.delay_s)
+            if reply is None:
+                reply = self._answer_jira(method, path, route, headers)
+            with self._lock:
+                self._log.append(RequestRecord(method, target, task_id, reply.status, at, received))
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         return reply
 
     def _answer_jira(
