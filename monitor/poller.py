@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from concurrent.futures import Executor, as_completed
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -67,7 +67,6 @@ class TickReport:
     skipped: int = 0
     timeouts: int = 0
     cancels_sent: int = 0
-    finished_ids: list[str] = field(default_factory=list)
 
     def add(self, other: TickReport) -> None:
         """Count `other` (a further round of the same tick) in."""
@@ -219,7 +218,6 @@ class Poller:
             )
         if plan.finished:
             report.finished += 1
-            report.finished_ids.append(task.task_id)
             self._log_finished(task, outcome, now, plan)
 
     def _log_failure(self, task: Task, error: JiraError) -> None:
