@@ -23,6 +23,7 @@ import click
 from monitor.cli.output import TASK_HEADERS, emit_table, task_row
 from monitor.database import open_database
 from monitor.simulator import Simulator, TaskScript
+from monitor.states import JiraStatus
 from monitor.store import Registration, Store
 
 DEMO_TASKS: tuple[tuple[TaskScript, str], ...] = (
@@ -76,7 +77,7 @@ def _narrate(line: str) -> None:
         text = f"task {task}: {event.get('from') or 'first seen'} -> {event.get('to')}"
         text += f" at {progress}%" if progress is not None else ""
     elif name == "task.finished":
-        colour = "green" if event.get("status") == "COMPLETE" else "red"
+        colour = "green" if event.get("status") == JiraStatus.COMPLETE else "red"
         by_monitor = " (cancelled by the monitor)" if event.get("cancelled_by_monitor") else ""
         text = click.style(
             f"task {task} finished {event.get('status')} at {event.get('progress')}% after "

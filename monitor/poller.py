@@ -244,7 +244,7 @@ class Poller:
         text = json_result(result)
         if text is not None and len(text) > MAX_LOGGED_RESULT_CHARS:
             result = text[:MAX_LOGGED_RESULT_CHARS] + "...(truncated)"
-        level = self.log.info if info.status == "COMPLETE" else self.log.warning
+        level = self.log.info if info.status == JiraStatus.COMPLETE else self.log.warning
         level(
             "task.finished",
             task_id=task.task_id,
