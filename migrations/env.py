@@ -12,10 +12,10 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from monitor.models import Base, UTCDateTime
+from monitor.schema import METADATA, UTCDateTime
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = METADATA
 
 
 def _render_item(type_: str, obj: object, _context: Any) -> str | Literal[False]:

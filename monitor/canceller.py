@@ -25,7 +25,7 @@ from structlog.typing import FilteringBoundLogger
 
 from monitor.errors import JiraError
 from monitor.logs import get_logger
-from monitor.models import Task
+from monitor.records import Task
 from monitor.states import CancelOutcome, EventKind
 from monitor.store import Store
 

@@ -26,7 +26,7 @@ from monitor.states import JiraStatus, TimeoutAction, TimeoutKind, is_terminal
 
 if TYPE_CHECKING:
     from monitor.config import TimeoutSettings
-    from monitor.models import Task
+    from monitor.records import Task
 
 
 @dataclass(frozen=True, slots=True)

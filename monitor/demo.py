@@ -22,8 +22,9 @@ import click
 
 from monitor.cli.output import TASK_HEADERS, emit_table, task_row
 from monitor.database import open_database
+from monitor.queries import Filters, Queries
 from monitor.simulator import Simulator, TaskScript
-from monitor.states import JiraStatus
+from monitor.states import JiraStatus, TaskState
 from monitor.store import Registration, Store
 
 DEMO_TASKS: tuple[tuple[TaskScript, str], ...] = (
@@ -136,7 +137,7 @@ def run_demo(max_seconds: int = 40) -> None:
                 stderr=subprocess.STDOUT,
             )
         try:
-            _follow(daemon, log_path, store, max_seconds)
+            _follow(daemon, log_path, Queries(store.engine), max_seconds)
         finally:
             if daemon.poll() is None:
                 daemon.terminate()
@@ -144,8 +145,8 @@ def run_demo(max_seconds: int = 40) -> None:
         click.echo("")
         click.secho("Final states (as `jtm list --all` shows them):", bold=True)
         now = datetime.now(UTC)
-        emit_table(TASK_HEADERS, [task_row(t, now) for t in store.tasks()])
-        snapshots = len(store.snapshots())
+        emit_table(TASK_HEADERS, [task_row(t, now) for t in Queries(store.engine).tasks(Filters())])
+        snapshots = Queries(store.engine).snapshot_count()
         click.echo(
             f"\n{snapshots} snapshots were recorded: one per change, not one per poll "
             "(`jtm history` shows them).\nThe daemon stopped cleanly with exit code "
@@ -155,7 +156,7 @@ def run_demo(max_seconds: int = 40) -> None:
 
 
 def _follow(
-    daemon: subprocess.Popen[bytes], log_path: Path, store: Store, max_seconds: int
+    daemon: subprocess.Popen[bytes], log_path: Path, queries: Queries, max_seconds: int
 ) -> None:
     deadline = time.monotonic() + max_seconds
     offset = 0
@@ -169,7 +170,7 @@ def _follow(
             offset += len(complete.encode()) + 1
             for line in complete.splitlines():
                 _narrate(line)
-        watching = store.tasks(["watching"])
+        watching = queries.tasks(Filters(states=(TaskState.WATCHING,)))
         if not watching:
             break
         if time.monotonic() >= next_table:

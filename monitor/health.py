@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from monitor.models import Heartbeat
 from monitor.queries import FailingTask, Queries
+from monitor.records import Heartbeat
 from monitor.store import Store
 
 STALE_AFTER_S = 120.0

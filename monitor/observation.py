@@ -17,7 +17,7 @@ from monitor.deadlines import Facts, Limits, Overrun, next_deadline, overruns
 from monitor.durations import format_duration
 from monitor.errors import JiraError, JiraNotFound, JiraRateLimited
 from monitor.jira import TaskInfo
-from monitor.models import Task
+from monitor.records import Task
 from monitor.states import (
     CancelOutcome,
     CancelSource,

@@ -27,7 +27,6 @@ from monitor.deadlines import Limits
 from monitor.errors import JiraError, JiraNotFound, JiraRateLimited
 from monitor.jira import TaskInfo
 from monitor.logs import get_logger
-from monitor.models import Task
 from monitor.observation import (
     JITTER,
     PollPlan,
@@ -35,6 +34,7 @@ from monitor.observation import (
     plan_failure,
     plan_success,
 )
+from monitor.records import Task
 from monitor.states import CancelSource, JiraStatus
 from monitor.store import Store
 

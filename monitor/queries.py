@@ -27,10 +27,10 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import aliased
 
 from monitor.database import current_revision, transaction
-from monitor.models import Event, Snapshot, Task
+from monitor.errors import NotFoundError
+from monitor.schema import EVENTS, SNAPSHOTS, TASKS
 from monitor.states import TaskState
 
 
@@ -60,14 +60,14 @@ def _like(pattern: str) -> str:
 def _task_conditions(filters: Filters, *, with_status: bool = True) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.task_ids:
-        conditions.append(Task.task_id.in_(filters.task_ids))
+        conditions.append(TASKS.c.task_id.in_(filters.task_ids))
     if filters.states:
-        conditions.append(Task.state.in_(filters.states))
+        conditions.append(TASKS.c.state.in_(filters.states))
     if with_status and filters.statuses:
-        conditions.append(Task.status.in_(filters.statuses))
+        conditions.append(TASKS.c.status.in_(filters.statuses))
     if filters.labels:
         conditions.append(
-            or_(*(Task.label.ilike(_like(label), escape="\\") for label in filters.labels))
+            or_(*(TASKS.c.label.ilike(_like(label), escape="\\") for label in filters.labels))
         )
     return conditions
 
@@ -82,13 +82,13 @@ def _window(column: Any, filters: Filters) -> list[ColumnElement[bool]]:
 
 
 SNAPSHOT_COLUMNS = (
-    Snapshot.task_id,
-    Snapshot.observed_at,
-    Snapshot.status,
-    Snapshot.progress,
-    Snapshot.message,
-    Snapshot.elapsed_runtime_ms,
-    Snapshot.last_seen_at,
+    SNAPSHOTS.c.task_id,
+    SNAPSHOTS.c.observed_at,
+    SNAPSHOTS.c.status,
+    SNAPSHOTS.c.progress,
+    SNAPSHOTS.c.message,
+    SNAPSHOTS.c.elapsed_runtime_ms,
+    SNAPSHOTS.c.last_seen_at,
 )
 
 
@@ -105,12 +105,20 @@ class Queries:
 
     # -- find ----------------------------------------------------------------------------
 
+    def task(self, task_id: str) -> Row[Any]:
+        """One registered task (a row of `TASKS`); NotFoundError if it is not registered."""
+        with transaction(self.engine) as conn:
+            row = conn.execute(select(TASKS).where(TASKS.c.task_id == task_id)).first()
+        if row is None:
+            raise NotFoundError(f"not registered: {task_id}")
+        return row
+
     def tasks(self, filters: Filters) -> list[Row[Any]]:
-        """Tasks matching `filters`, newest registration first (a Row has Task's columns)."""
+        """Tasks matching `filters`, newest registration first (rows of `TASKS`)."""
         stmt: Select[Any] = (
-            select(Task.__table__)
-            .where(*_task_conditions(filters), *_window(Task.registered_at, filters))
-            .order_by(Task.registered_at.desc(), Task.task_id)
+            select(TASKS)
+            .where(*_task_conditions(filters), *_window(TASKS.c.registered_at, filters))
+            .order_by(TASKS.c.registered_at.desc(), TASKS.c.task_id)
             .limit(filters.limit)
         )
         with transaction(self.engine) as conn:
@@ -123,12 +131,12 @@ class Queries:
         kinds: Sequence[str] = (),
     ) -> list[Row[Any]]:
         """One task's timeline in time order; with a limit, its newest `limit` events."""
-        stmt = select(Event.at, Event.kind, Event.detail, Event.id).where(
-            Event.task_id == task_id, *_window(Event.at, filters)
+        stmt = select(EVENTS.c.at, EVENTS.c.kind, EVENTS.c.detail, EVENTS.c.id).where(
+            EVENTS.c.task_id == task_id, *_window(EVENTS.c.at, filters)
         )
         if kinds:
-            stmt = stmt.where(Event.kind.in_(kinds))
-        stmt = stmt.order_by(Event.at.desc(), Event.id.desc()).limit(filters.limit)
+            stmt = stmt.where(EVENTS.c.kind.in_(kinds))
+        stmt = stmt.order_by(EVENTS.c.at.desc(), EVENTS.c.id.desc()).limit(filters.limit)
         with transaction(self.engine) as conn:
             rows: list[Row[Any]] = list(conn.execute(stmt))
         return rows[::-1]
@@ -140,27 +148,29 @@ class Queries:
         `states` and `labels` are the task's; `statuses` the snapshot's own status.
         """
         stmt = select(*SNAPSHOT_COLUMNS).where(
-            *_window(Snapshot.observed_at, filters),
+            *_window(SNAPSHOTS.c.observed_at, filters),
         )
         if filters.task_ids:
-            stmt = stmt.where(Snapshot.task_id.in_(filters.task_ids))
+            stmt = stmt.where(SNAPSHOTS.c.task_id.in_(filters.task_ids))
         if filters.statuses:
-            stmt = stmt.where(Snapshot.status.in_(filters.statuses))
+            stmt = stmt.where(SNAPSHOTS.c.status.in_(filters.statuses))
         task_filters = _task_conditions(
             Filters(states=filters.states, labels=filters.labels), with_status=False
         )
         if task_filters:
-            stmt = stmt.join(Task, Task.task_id == Snapshot.task_id).where(*task_filters)
-        stmt = stmt.order_by(Snapshot.observed_at.desc(), Snapshot.id.desc()).limit(filters.limit)
+            stmt = stmt.join(TASKS, TASKS.c.task_id == SNAPSHOTS.c.task_id).where(*task_filters)
+        stmt = stmt.order_by(SNAPSHOTS.c.observed_at.desc(), SNAPSHOTS.c.id.desc()).limit(
+            filters.limit
+        )
         with transaction(self.engine) as conn:
             yield iter(conn.execute(stmt))
 
     def task_ids_starting(self, prefix: str, limit: int = 100) -> list[str]:
         """Registered task IDs that start with `prefix` (shell completion)."""
-        stmt = select(Task.task_id).order_by(Task.task_id).limit(limit)
+        stmt = select(TASKS.c.task_id).order_by(TASKS.c.task_id).limit(limit)
         if prefix:
             # A range on the primary key, not LIKE: SQLite's LIKE cannot use the index.
-            stmt = stmt.where(Task.task_id >= prefix, Task.task_id < prefix + "\U0010ffff")
+            stmt = stmt.where(TASKS.c.task_id >= prefix, TASKS.c.task_id < prefix + "\U0010ffff")
         with transaction(self.engine) as conn:
             return list(conn.scalars(stmt))
 
@@ -169,14 +179,14 @@ class Queries:
     def watched(self, filters: Filters, ended_since: datetime) -> list[Row[Any]]:
         """Watched tasks, then those that finished or went away since `ended_since`."""
         recent = and_(
-            Task.state.in_((TaskState.FINISHED, TaskState.GONE)),
-            Task.updated_at >= ended_since,
+            TASKS.c.state.in_((TaskState.FINISHED, TaskState.GONE)),
+            TASKS.c.updated_at >= ended_since,
         )
-        active = Task.state == TaskState.WATCHING
+        active = TASKS.c.state == TaskState.WATCHING
         stmt = (
-            select(Task.__table__)
+            select(TASKS)
             .where(or_(active, recent), *_task_conditions(filters))
-            .order_by((Task.state != TaskState.WATCHING), Task.registered_at, Task.task_id)
+            .order_by((TASKS.c.state != TaskState.WATCHING), TASKS.c.registered_at, TASKS.c.task_id)
             .limit(filters.limit)
         )
         with transaction(self.engine) as conn:
@@ -190,17 +200,17 @@ class Queries:
             return {}
         ranked = (
             select(
-                Snapshot.task_id,
-                Snapshot.observed_at,
-                Snapshot.progress,
+                SNAPSHOTS.c.task_id,
+                SNAPSHOTS.c.observed_at,
+                SNAPSHOTS.c.progress,
                 func.row_number()
-                .over(partition_by=Snapshot.task_id, order_by=Snapshot.id.desc())
+                .over(partition_by=SNAPSHOTS.c.task_id, order_by=SNAPSHOTS.c.id.desc())
                 .label("rank"),
             )
             .where(
-                Snapshot.task_id.in_(task_ids),
-                Snapshot.progress.is_not(None),
-                Snapshot.status == "RUNNING",
+                SNAPSHOTS.c.task_id.in_(task_ids),
+                SNAPSHOTS.c.progress.is_not(None),
+                SNAPSHOTS.c.status == "RUNNING",
             )
             .subquery()
         )
@@ -220,9 +230,9 @@ class Queries:
     def failing_tasks(self) -> list[FailingTask]:
         """Watched tasks whose last poll failed, with the error it left."""
         stmt = (
-            select(Task.task_id, Task.last_error, Task.last_error_transient)
-            .where(Task.state == TaskState.WATCHING, Task.consecutive_errors > 0)
-            .order_by(Task.last_error_at.desc(), Task.task_id)
+            select(TASKS.c.task_id, TASKS.c.last_error, TASKS.c.last_error_transient)
+            .where(TASKS.c.state == TaskState.WATCHING, TASKS.c.consecutive_errors > 0)
+            .order_by(TASKS.c.last_error_at.desc(), TASKS.c.task_id)
         )
         with transaction(self.engine) as conn:
             return [
@@ -233,9 +243,9 @@ class Queries:
     def next_poll(self) -> tuple[str, datetime] | None:
         """The watched task polled next, and when."""
         stmt = (
-            select(Task.task_id, Task.next_poll_at)
-            .where(Task.state == TaskState.WATCHING, Task.next_poll_at.is_not(None))
-            .order_by(Task.next_poll_at)
+            select(TASKS.c.task_id, TASKS.c.next_poll_at)
+            .where(TASKS.c.state == TaskState.WATCHING, TASKS.c.next_poll_at.is_not(None))
+            .order_by(TASKS.c.next_poll_at)
             .limit(1)
         )
         with transaction(self.engine) as conn:
@@ -244,18 +254,20 @@ class Queries:
 
     def snapshot_count(self) -> int:
         with transaction(self.engine) as conn:
-            return int(conn.scalar(select(func.count()).select_from(Snapshot)) or 0)
+            return int(conn.scalar(select(func.count()).select_from(SNAPSHOTS)) or 0)
 
     def prunable_snapshots(self, older_than: datetime) -> int:
         """How many snapshots `Store.prune_snapshots(older_than)` would delete."""
-        newer = aliased(Snapshot)
+        newer = SNAPSHOTS.alias("newer")
         newest = (
-            select(func.max(newer.id)).where(newer.task_id == Snapshot.task_id).scalar_subquery()
+            select(func.max(newer.c.id))
+            .where(newer.c.task_id == SNAPSHOTS.c.task_id)
+            .scalar_subquery()
         )
         stmt = (
             select(func.count())
-            .select_from(Snapshot)
-            .where(Snapshot.observed_at < older_than, Snapshot.id != newest)
+            .select_from(SNAPSHOTS)
+            .where(SNAPSHOTS.c.observed_at < older_than, SNAPSHOTS.c.id != newest)
         )
         with transaction(self.engine) as conn:
             return int(conn.scalar(stmt) or 0)

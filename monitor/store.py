@@ -9,15 +9,15 @@ CLI meanwhile, or polled by another instance, is left alone instead of overwritt
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
-    Table,
+    Select,
     Update,
     bindparam,
     delete,
@@ -27,11 +27,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session, aliased
 
 from monitor.database import transaction
 from monitor.errors import NotFoundError
-from monitor.models import Event, Heartbeat, Snapshot, Task
+from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
+from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
 
 EventSpec = tuple[EventKind, str | None]
@@ -67,11 +67,8 @@ class RegisterResult:
     outcome: str  # "added", "updated" or "rewatched" (was removed)
 
 
-def _load_tasks(conn: Connection, stmt: Any) -> list[Task]:
-    with Session(bind=conn, expire_on_commit=False, autoflush=False) as session:
-        tasks = list(session.scalars(stmt))
-        session.expunge_all()
-        return tasks
+def _load_tasks(conn: Connection, stmt: Select[Any]) -> list[Task]:
+    return [Task.from_row(row) for row in conn.execute(stmt)]
 
 
 class Store:
@@ -105,7 +102,7 @@ class Store:
             existing = {
                 row.task_id: row.state
                 for row in conn.execute(
-                    select(Task.task_id, Task.state).where(Task.task_id.in_(set(task_ids)))
+                    select(TASKS.c.task_id, TASKS.c.state).where(TASKS.c.task_id.in_(set(task_ids)))
                 )
             }
             new_rows: list[dict[str, Any]] = []
@@ -127,36 +124,38 @@ class Store:
                     results.append(RegisterResult(task_id, "updated"))
                 events.append(_event(task_id, now, EventKind.UPDATED, detail))
             values: dict[str, Any] = {**option_values, "updated_at": now}
-            by_key = Task.task_id == bindparam("key")
+            by_key = TASKS.c.task_id == bindparam("key")
             if updated:
-                conn.execute(update(Task).where(by_key).values(values), updated)
+                conn.execute(update(TASKS).where(by_key).values(values), updated)
             if rewatched:
                 again = {"state": TaskState.WATCHING, "removed_at": None, "next_poll_at": now}
-                conn.execute(update(Task).where(by_key).values(values | again), rewatched)
+                conn.execute(update(TASKS).where(by_key).values(values | again), rewatched)
             if new_rows:
-                conn.execute(insert(Task), new_rows)
+                conn.execute(insert(TASKS), new_rows)
             if events:
-                conn.execute(insert(Event), events)
+                conn.execute(insert(EVENTS), events)
         return results
 
     def remove(self, task_ids: Sequence[str], now: datetime) -> list[str]:
         """Stop watching; history is kept. Unknown IDs raise NotFoundError before any change."""
         with transaction(self.engine, write=True) as conn:
-            known = set(conn.scalars(select(Task.task_id).where(Task.task_id.in_(set(task_ids)))))
+            known = set(
+                conn.scalars(select(TASKS.c.task_id).where(TASKS.c.task_id.in_(set(task_ids))))
+            )
             missing = [t for t in task_ids if t not in known]
             if missing:
                 raise NotFoundError(f"not registered: {', '.join(missing)}")
             removed = []
             for task_id in dict.fromkeys(task_ids):
                 result = conn.execute(
-                    update(Task)
-                    .where(Task.task_id == task_id, Task.state != TaskState.REMOVED)
+                    update(TASKS)
+                    .where(TASKS.c.task_id == task_id, TASKS.c.state != TaskState.REMOVED)
                     .values(
                         state=TaskState.REMOVED, removed_at=now, updated_at=now, next_poll_at=None
                     )
                 )
                 if result.rowcount == 1:
-                    conn.execute(insert(Event).values(_event(task_id, now, EventKind.REMOVED)))
+                    conn.execute(insert(EVENTS).values(_event(task_id, now, EventKind.REMOVED)))
                     removed.append(task_id)
         return removed
 
@@ -164,48 +163,16 @@ class Store:
 
     def get(self, task_id: str) -> Task:
         with transaction(self.engine) as conn:
-            tasks = _load_tasks(conn, select(Task).where(Task.task_id == task_id))
+            tasks = _load_tasks(conn, select(*TASK_COLUMNS).where(TASKS.c.task_id == task_id))
         if not tasks:
             raise NotFoundError(f"not registered: {task_id}")
         return tasks[0]
 
-    def tasks(self, states: Iterable[str] | None = None) -> list[Task]:
-        """Tasks in the given states (all when None), newest registration first."""
-        stmt = select(Task).order_by(Task.registered_at.desc(), Task.task_id)
-        if states is not None:
-            stmt = stmt.where(Task.state.in_(list(states)))
-        with transaction(self.engine) as conn:
-            return _load_tasks(conn, stmt)
-
-    def events(self, task_id: str) -> list[Event]:
-        with transaction(self.engine) as conn, Session(bind=conn) as session:
-            events = list(
-                session.scalars(
-                    select(Event).where(Event.task_id == task_id).order_by(Event.at, Event.id)
-                )
-            )
-            session.expunge_all()
-            return events
-
-    def snapshots(
-        self, task_id: str | None = None, since: datetime | None = None, limit: int | None = None
-    ) -> list[Snapshot]:
-        """Snapshots, newest first."""
-        stmt = select(Snapshot).order_by(Snapshot.observed_at.desc(), Snapshot.id.desc())
-        if task_id is not None:
-            stmt = stmt.where(Snapshot.task_id == task_id)
-        if since is not None:
-            stmt = stmt.where(Snapshot.observed_at >= since)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        with transaction(self.engine) as conn, Session(bind=conn) as session:
-            snapshots = list(session.scalars(stmt))
-            session.expunge_all()
-            return snapshots
-
     def count_by_state(self) -> dict[str, int]:
         with transaction(self.engine) as conn:
-            rows = conn.execute(select(Task.state, func.count().label("n")).group_by(Task.state))
+            rows = conn.execute(
+                select(TASKS.c.state, func.count().label("n")).group_by(TASKS.c.state)
+            )
             return {row.state: row.n for row in rows}
 
     # -- the daemon ------------------------------------------------------------------------
@@ -213,19 +180,19 @@ class Store:
     def due_tasks(self, now: datetime, limit: int) -> list[Task]:
         """Watched tasks whose next poll is due, most overdue first."""
         stmt = (
-            select(Task)
-            .where(Task.state == TaskState.WATCHING, Task.next_poll_at <= now)
-            .order_by(Task.next_poll_at)
+            select(*TASK_COLUMNS)
+            .where(TASKS.c.state == TaskState.WATCHING, TASKS.c.next_poll_at <= now)
+            .order_by(TASKS.c.next_poll_at)
             .limit(limit)
         )
         with transaction(self.engine) as conn:
             return _load_tasks(conn, stmt)
 
     def next_poll_at(self) -> datetime | None:
+        stmt = select(func.min(TASKS.c.next_poll_at)).where(TASKS.c.state == TaskState.WATCHING)
         with transaction(self.engine) as conn:
-            return conn.scalar(
-                select(func.min(Task.next_poll_at)).where(Task.state == TaskState.WATCHING)
-            )
+            first: datetime | None = conn.scalar(stmt)
+        return first
 
     def record_poll(
         self,
@@ -265,14 +232,14 @@ class Store:
     def request_cancel(self, task_id: str, now: datetime, by: str, reason: str) -> bool:
         """Record a new cancel decision; False if one is already in progress (or the task is
         no longer watched). A decision that ended refused or unconfirmed may be replaced."""
-        open_again = Task.cancel_outcome.in_([CancelOutcome.REFUSED, CancelOutcome.UNCONFIRMED])
+        open_again = TASKS.c.cancel_outcome.in_([CancelOutcome.REFUSED, CancelOutcome.UNCONFIRMED])
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
-                update(Task)
+                update(TASKS)
                 .where(
-                    Task.task_id == task_id,
-                    Task.state == TaskState.WATCHING,
-                    or_(Task.cancel_requested_at.is_(None), open_again),
+                    TASKS.c.task_id == task_id,
+                    TASKS.c.state == TaskState.WATCHING,
+                    or_(TASKS.c.cancel_requested_at.is_(None), open_again),
                 )
                 .values(
                     cancel_requested_at=now,
@@ -288,20 +255,20 @@ class Store:
             if result.rowcount != 1:
                 return False
             conn.execute(
-                insert(Event).values(_event(task_id, now, EventKind.CANCEL_REQUESTED, reason))
+                insert(EVENTS).values(_event(task_id, now, EventKind.CANCEL_REQUESTED, reason))
             )
         return True
 
     def cancels_due(self, now: datetime, limit: int) -> list[Task]:
         """Watched tasks with a cancel decision in progress whose next step is due."""
         stmt = (
-            select(Task)
+            select(*TASK_COLUMNS)
             .where(
-                Task.state == TaskState.WATCHING,
-                Task.cancel_outcome.is_(None),
-                Task.cancel_next_at <= now,
+                TASKS.c.state == TaskState.WATCHING,
+                TASKS.c.cancel_outcome.is_(None),
+                TASKS.c.cancel_next_at <= now,
             )
-            .order_by(Task.cancel_next_at)
+            .order_by(TASKS.c.cancel_next_at)
             .limit(limit)
         )
         with transaction(self.engine) as conn:
@@ -315,12 +282,12 @@ class Store:
         """
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
-                update(Task)
+                update(TASKS)
                 .where(
-                    Task.task_id == task.task_id,
-                    Task.state == TaskState.WATCHING,
-                    Task.cancel_outcome.is_(None),
-                    Task.cancel_attempts == task.cancel_attempts,
+                    TASKS.c.task_id == task.task_id,
+                    TASKS.c.state == TaskState.WATCHING,
+                    TASKS.c.cancel_outcome.is_(None),
+                    TASKS.c.cancel_attempts == task.cancel_attempts,
                 )
                 .values(
                     cancel_attempts=task.cancel_attempts + 1,
@@ -341,13 +308,13 @@ class Store:
         """Record what became of a cancel attempt, while its decision is still open."""
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
-                update(Task)
-                .where(Task.task_id == task_id, Task.cancel_outcome.is_(None))
+                update(TASKS)
+                .where(TASKS.c.task_id == task_id, TASKS.c.cancel_outcome.is_(None))
                 .values(**values, updated_at=now)
             )
             if result.rowcount != 1:
                 return False
-            conn.execute(insert(Event).values(_event(task_id, now, *event)))
+            conn.execute(insert(EVENTS).values(_event(task_id, now, *event)))
         return True
 
     # -- heartbeat -------------------------------------------------------------------------
@@ -356,16 +323,15 @@ class Store:
         """Insert or update this daemon instance's heartbeat row."""
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
-                update(Heartbeat).where(Heartbeat.instance == instance).values(values)
+                update(HEARTBEATS).where(HEARTBEATS.c.instance == instance).values(values)
             )
             if result.rowcount == 0:
-                conn.execute(insert(Heartbeat).values(instance=instance, **values))
+                conn.execute(insert(HEARTBEATS).values(instance=instance, **values))
 
     def heartbeats(self) -> list[Heartbeat]:
-        with transaction(self.engine) as conn, Session(bind=conn) as session:
-            rows = list(session.scalars(select(Heartbeat).order_by(Heartbeat.heartbeat_at.desc())))
-            session.expunge_all()
-            return rows
+        stmt = select(*HEARTBEAT_COLUMNS).order_by(HEARTBEATS.c.heartbeat_at.desc())
+        with transaction(self.engine) as conn:
+            return [Heartbeat.from_row(row) for row in conn.execute(stmt)]
 
     # -- retention -------------------------------------------------------------------------
 
@@ -375,20 +341,22 @@ class Store:
         Each task's newest snapshot stays, however old, so its latest state is never lost.
         Deletes `batch` rows per write transaction, so the daemon's polls slip in between.
         """
-        newer = aliased(Snapshot)
+        newer = SNAPSHOTS.alias("newer")
         newest = (
-            select(func.max(newer.id)).where(newer.task_id == Snapshot.task_id).scalar_subquery()
+            select(func.max(newer.c.id))
+            .where(newer.c.task_id == SNAPSHOTS.c.task_id)
+            .scalar_subquery()
         )
         doomed = (
-            select(Snapshot.id)
-            .where(Snapshot.observed_at < older_than, Snapshot.id != newest)
+            select(SNAPSHOTS.c.id)
+            .where(SNAPSHOTS.c.observed_at < older_than, SNAPSHOTS.c.id != newest)
             .limit(batch)
             .scalar_subquery()
         )
         total = 0
         while True:
             with transaction(self.engine, write=True) as conn:
-                deleted = conn.execute(delete(Snapshot).where(Snapshot.id.in_(doomed))).rowcount
+                deleted = conn.execute(delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(doomed))).rowcount
             total += deleted
             if deleted < batch:
                 return total
@@ -397,21 +365,19 @@ class Store:
 # The poll path runs once per task per poll: its statements are built once, with bound
 # parameters, so each call costs an execution and not a fresh statement to construct, coerce
 # and cache-key (most of a poll's CPU otherwise).
-_TASKS = cast(Table, Task.__table__)
-_SNAPSHOTS = cast(Table, Snapshot.__table__)
-_INSERT_SNAPSHOT = insert(_SNAPSHOTS)
-_INSERT_EVENTS = insert(cast(Table, Event.__table__))
+_INSERT_SNAPSHOT = insert(SNAPSHOTS)
+_INSERT_EVENTS = insert(EVENTS)
 _TOUCH_NEWEST_SNAPSHOT = (
-    update(_SNAPSHOTS)
+    update(SNAPSHOTS)
     .where(
-        _SNAPSHOTS.c.id
-        == select(_SNAPSHOTS.c.id)
-        .where(_SNAPSHOTS.c.task_id == bindparam("w_task_id"))
-        .order_by(_SNAPSHOTS.c.observed_at.desc(), _SNAPSHOTS.c.id.desc())
+        SNAPSHOTS.c.id
+        == select(SNAPSHOTS.c.id)
+        .where(SNAPSHOTS.c.task_id == bindparam("w_task_id"))
+        .order_by(SNAPSHOTS.c.observed_at.desc(), SNAPSHOTS.c.id.desc())
         .limit(1)
         .scalar_subquery()
     )
-    .values(last_seen_at=bindparam("w_now", type_=_SNAPSHOTS.c.last_seen_at.type))
+    .values(last_seen_at=bindparam("w_now", type_=SNAPSHOTS.c.last_seen_at.type))
 )
 
 
@@ -421,14 +387,14 @@ def _poll_update(columns: tuple[str, ...], decides_cancel: bool) -> Update:
     watched and at the poll count read (and without a cancel decision, with
     `decides_cancel`), or nothing is written."""
     guards = [
-        _TASKS.c.task_id == bindparam("w_task_id"),
-        _TASKS.c.state == TaskState.WATCHING,
-        _TASKS.c.polls == bindparam("w_polls"),
+        TASKS.c.task_id == bindparam("w_task_id"),
+        TASKS.c.state == TaskState.WATCHING,
+        TASKS.c.polls == bindparam("w_polls"),
     ]
     if decides_cancel:
-        guards.append(_TASKS.c.cancel_requested_at.is_(None))
-    values = {name: bindparam(name, type_=_TASKS.c[name].type) for name in columns}
-    return update(_TASKS).where(*guards).values(values)
+        guards.append(TASKS.c.cancel_requested_at.is_(None))
+    values = {name: bindparam(name, type_=TASKS.c[name].type) for name in columns}
+    return update(TASKS).where(*guards).values(values)
 
 
 def _event(

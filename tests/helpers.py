@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from monitor.queries import Filters, Queries
 from monitor.simulator import Simulator
+from monitor.store import Store
 
 JTM = [sys.executable, "-m", "monitor"]
 
@@ -108,3 +110,15 @@ def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JTM_")}
     env.update(extra)
     return env
+
+
+def events(store: Store, task_id: str) -> list[Any]:
+    """A task's timeline in time order, as `jtm show` reads it."""
+    return Queries(store.engine).events(task_id, Filters())
+
+
+def snapshots(store: Store, task_id: str | None = None, **filters: Any) -> list[Any]:
+    """Snapshots, newest first, as `jtm history` reads them."""
+    wanted = Filters(task_ids=(task_id,) if task_id else (), **filters)
+    with Queries(store.engine).snapshots(wanted) as rows:
+        return list(rows)

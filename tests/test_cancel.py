@@ -25,7 +25,7 @@ from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import CancelOutcome, CancelSource, EventKind, TaskState
 from monitor.store import Registration, Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
-from tests.helpers import Daemon, base_env, write_config
+from tests.helpers import Daemon, base_env, events, write_config
 
 NOW = datetime.now(UTC)
 HOURS = 3600.0
@@ -93,7 +93,7 @@ def test_a_run_limit_cancels_and_the_cancel_is_confirmed(
     task = store.get("1")
     assert (task.state, task.cancel_outcome) == (TaskState.FINISHED, CancelOutcome.CONFIRMED)
     assert sim.cancel_count("1") == 1
-    kinds = [e.kind for e in store.events("1")]
+    kinds = [e.kind for e in events(store, "1")]
     assert kinds == [
         "registered", "first_seen", "timeout", "cancel_requested", "cancel_sent",
         "status_changed", "finished", "cancel_confirmed",
@@ -149,7 +149,7 @@ def test_a_cancel_never_confirmed_is_retried_then_reported(
     assert len(named(logs, "task.cancel_requested")) == MAX_ATTEMPTS
     [unconfirmed] = named(logs, "task.cancel_unconfirmed")
     assert unconfirmed["attempts"] == MAX_ATTEMPTS
-    sent = [e.at for e in store.events("4") if e.kind == EventKind.CANCEL_SENT]
+    sent = [e.at for e in events(store, "4") if e.kind == EventKind.CANCEL_SENT]
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(sent)]
     assert len(gaps) == MAX_ATTEMPTS - 1
     assert all(gap >= 10.0 for gap in gaps)  # each retry only after the grace period

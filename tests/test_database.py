@@ -23,13 +23,13 @@ from monitor.database import (
     transaction,
 )
 from monitor.errors import StoreError
-from monitor.models import Base
+from monitor.schema import METADATA
 
 
-def test_models_and_migrations_agree(db_url: str) -> None:
+def test_tables_and_migrations_agree(db_url: str) -> None:
     engine = open_database(db_url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), METADATA)
     engine.dispose()
     assert diff == []
 

@@ -9,8 +9,8 @@ import pytest
 
 from monitor.config import TimeoutSettings
 from monitor.deadlines import Facts, Limits, ages, next_deadline, overruns
-from monitor.models import Task
-from monitor.states import TimeoutAction, TimeoutKind
+from monitor.records import Task
+from monitor.states import TaskState, TimeoutAction, TimeoutKind
 
 J0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)  # Jira's clock when it answered
 TOTAL, QUEUED, RUN, STALL = TimeoutKind
@@ -157,7 +157,7 @@ def test_next_deadline_is_the_nearest_limit_not_yet_passed() -> None:
 
 
 def _task(**columns: Any) -> Task:
-    return Task(**columns)
+    return Task("10001", TaskState.WATCHING, J0, J0, **columns)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from monitor.poller import DUE_BATCH, Poller
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
+from tests.helpers import events, snapshots
 
 NOW = datetime.now(UTC)
 FOREVER = 1_000_000.0
@@ -40,9 +41,9 @@ def test_first_poll_records_a_snapshot_and_the_status(
     assert (task.status, task.progress, task.polls) == ("ENQUEUED", 0, 1)
     assert task.first_seen_at == NOW
     assert task.jira_submitted_at is not None
-    [snap] = store.snapshots("1")
+    [snap] = snapshots(store, "1")
     assert (snap.status, snap.observed_at) == ("ENQUEUED", NOW)
-    assert [e.kind for e in store.events("1")] == [EventKind.REGISTERED, EventKind.FIRST_SEEN]
+    assert [e.kind for e in events(store, "1")] == [EventKind.REGISTERED, EventKind.FIRST_SEEN]
     [changed] = events_named(logs, "task.status_changed")
     assert (changed["from"], changed["to"], changed["task_id"]) == (None, "ENQUEUED", "1")
 
@@ -74,7 +75,7 @@ def test_unchanged_polls_write_no_rows_and_back_off(
     for _ in range(5):
         expected.append(min(expected[-1] * UNCHANGED_BACKOFF, poll.max_interval_s))
     assert intervals == pytest.approx(expected)
-    [snap] = store.snapshots("1")  # six polls, one row
+    [snap] = snapshots(store, "1")  # six polls, one row
     assert snap.observed_at == NOW
     assert snap.last_seen_at == store.get("1").last_seen_at > NOW
     assert store.get("1").polls == 6
@@ -109,7 +110,7 @@ def test_progress_changes_are_snapshots(sim: Simulator, store: Store, poller: Po
     poller.tick(NOW)
     sim.add_task(TaskScript("1", queued_s=0, run_s=60, started_ago_s=45, message_every_pct=1))
     poller.tick(later(1.5))
-    newest, oldest = store.snapshots("1")
+    newest, oldest = snapshots(store, "1")
     assert oldest.progress is not None and newest.progress is not None
     assert newest.progress > oldest.progress
     assert store.get("1").poll_interval_s == poller.poll.interval_s
@@ -164,11 +165,11 @@ def test_a_transient_error_backs_off_and_records_no_status(
     assert task.next_poll_at - first.next_poll_at > first.next_poll_at - NOW  # growing waits
     errors = events_named(logs, "jira.error")
     assert [(e["status"], e["transient"]) for e in errors] == [(503, True), (503, True)]
-    assert store.snapshots("1") == []
+    assert snapshots(store, "1") == []
     poller.tick(task.next_poll_at)
     recovered = store.get("1")
     assert (recovered.status, recovered.consecutive_errors) == ("ENQUEUED", 0)
-    kinds = [e.kind for e in store.events("1")]
+    kinds = [e.kind for e in events(store, "1")]
     assert kinds.count(EventKind.POLL_FAILED) == 1  # one per streak, not one per poll
     assert EventKind.POLL_RECOVERED in kinds
 

@@ -16,7 +16,7 @@ from monitor.retention import apply_retention
 from monitor.simulator import Simulator
 from monitor.store import Registration, Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
-from tests.helpers import Daemon, base_env, write_config
+from tests.helpers import Daemon, base_env, events, snapshots, write_config
 
 NOW = datetime.now(UTC)
 
@@ -31,7 +31,7 @@ def seed(store: Store, task_id: str, days_ago: list[float]) -> None:
 
 
 def progress_left(store: Store, task_id: str) -> list[int | None]:
-    return [s.progress for s in store.snapshots(task_id)]
+    return [s.progress for s in snapshots(store, task_id)]
 
 
 def test_prune_keeps_recent_snapshots_and_each_tasks_newest(store: Store) -> None:
@@ -45,14 +45,14 @@ def test_prune_keeps_recent_snapshots_and_each_tasks_newest(store: Store) -> Non
     assert progress_left(store, "new") == [1, 0]
     assert store.prune_snapshots(NOW - timedelta(days=90), batch=3) == 0
     assert store.get("old").state == "watching"  # tasks and timelines are kept
-    assert [e.kind for e in store.events("old")] == ["registered"]
+    assert [e.kind for e in events(store, "old")] == ["registered"]
 
 
 @pytest.mark.parametrize("batch", [1, 2, 7, 1000])
 def test_prune_deletes_every_batch(store: Store, batch: int) -> None:
     seed(store, "t", [float(200 - i) for i in range(20)])  # 181..200 days ago
     assert apply_retention(store, 90 * 86400, NOW, batch=batch) == 19
-    assert len(store.snapshots("t")) == 1
+    assert len(snapshots(store, "t")) == 1
 
 
 def test_prune_command(tmp_path: Path, store: Store, db_url: str) -> None:
@@ -66,7 +66,7 @@ def test_prune_command(tmp_path: Path, store: Store, db_url: str) -> None:
         return result.output
 
     assert prune("--dry-run").startswith("would prune 2 snapshots observed before ")
-    assert len(store.snapshots("t")) == 4
+    assert len(snapshots(store, "t")) == 4
     dry = json.loads(prune("--older-than", "10d", "--dry-run", "--json"))
     assert (dry["snapshots"], dry["dry_run"]) == (3, True)
     assert prune().startswith("pruned 2 snapshots")  # retention.snapshots = 30d

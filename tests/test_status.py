@@ -20,9 +20,9 @@ from monitor.health import (
     daemon_health,
     group_trouble,
 )
-from monitor.models import Heartbeat
 from monitor.poller import Poller
 from monitor.queries import FailingTask
+from monitor.records import Heartbeat
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.store import Registration, Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.errors import NotFoundError
+from monitor.queries import Filters, Queries
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
+from tests.helpers import events, snapshots
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -23,8 +25,8 @@ def test_register_then_readd_updates_options_without_duplicating(store: Store) -
     assert task.registered_at == T0
     assert task.state == TaskState.WATCHING
     assert task.next_poll_at == T0
-    assert len(store.tasks()) == 2
-    kinds = [e.kind for e in store.events("1")]
+    assert len(Queries(store.engine).tasks(Filters())) == 2
+    kinds = [e.kind for e in events(store, "1")]
     assert kinds == [EventKind.REGISTERED, EventKind.UPDATED]
 
 
@@ -38,7 +40,7 @@ def test_remove_keeps_history_and_readd_watches_again(store: Store) -> None:
     [result] = store.register(["7"], Registration(), T0 + timedelta(seconds=9))
     assert result.outcome == "rewatched"
     assert store.get("7").state == TaskState.WATCHING
-    assert [e.kind for e in store.events("7")] == ["registered", "removed", "updated"]
+    assert [e.kind for e in events(store, "7")] == ["registered", "removed", "updated"]
 
 
 def test_register_one_batch_adds_updates_and_rewatches(store: Store) -> None:
@@ -56,7 +58,7 @@ def test_register_one_batch_adds_updates_and_rewatches(store: Store) -> None:
     assert (two.limit_run_s, two.updated_at) == (None, T0)  # not in the batch: untouched
     assert (three.state, three.removed_at, three.next_poll_at) == (TaskState.WATCHING, None, later)
     assert (four.label, four.limit_run_s, four.registered_at) == (None, 90, later)
-    assert [e.detail for e in store.events("1")] == [None, "limit_run_s=90"]
+    assert [e.detail for e in events(store, "1")] == [None, "limit_run_s=90"]
 
 
 def test_remove_of_an_unknown_id_changes_nothing(store: Store) -> None:
@@ -89,7 +91,7 @@ def test_record_poll_is_compare_and_set(store: Store) -> None:
     assert not store.record_poll(read, {"status": "COMPLETE"}, T0, snapshot=snap)
     assert store.get("1").status == "RUNNING"
     assert store.get("1").polls == 1
-    assert len(store.snapshots("1")) == 1
+    assert len(snapshots(store, "1")) == 1
 
 
 def test_record_poll_does_not_resurrect_a_removed_task(store: Store) -> None:
@@ -110,7 +112,7 @@ def test_touching_moves_last_seen_of_the_newest_snapshot_only(store: Store) -> N
     [task] = store.due_tasks(T0 + timedelta(days=1), 10)
     later = T0 + timedelta(hours=1)
     assert store.record_poll(task, {}, later, touch_snapshot=True)
-    newest, oldest = store.snapshots("1")
+    newest, oldest = snapshots(store, "1")
     assert (newest.progress, newest.last_seen_at) == (20, later)
     assert (oldest.progress, oldest.last_seen_at) == (10, T0)
 
@@ -122,7 +124,7 @@ def test_snapshots_filter_and_limit(store: Store) -> None:
         at = T0 + timedelta(minutes=i)
         snap = {"observed_at": at, "last_seen_at": at, "status": "RUNNING", "progress": i}
         assert store.record_poll(task, {}, at, snapshot=snap)
-    assert [s.progress for s in store.snapshots()] == [5, 4, 3, 2, 1, 0]
-    assert [s.progress for s in store.snapshots("2")] == [5, 3, 1]
-    assert [s.progress for s in store.snapshots(since=T0 + timedelta(minutes=4))] == [5, 4]
-    assert [s.progress for s in store.snapshots(limit=2)] == [5, 4]
+    assert [s.progress for s in snapshots(store)] == [5, 4, 3, 2, 1, 0]
+    assert [s.progress for s in snapshots(store, "2")] == [5, 3, 1]
+    assert [s.progress for s in snapshots(store, since=T0 + timedelta(minutes=4))] == [5, 4]
+    assert [s.progress for s in snapshots(store, limit=2)] == [5, 4]

@@ -53,6 +53,7 @@ def _simulate(workdir: Path, name: str, span_s: float, moving: bool) -> dict[str
     from monitor.jira import JiraClient
     from monitor.logs import configure_logging, get_logger
     from monitor.poller import Poller
+    from monitor.queries import Filters, Queries
     from monitor.simulator import Simulator, TaskScript
     from monitor.store import Registration, Store
 
@@ -95,7 +96,8 @@ def _simulate(workdir: Path, name: str, span_s: float, moving: bool) -> dict[str
                 polls += report.polled
                 changed += report.changed
                 last_poll = due
-    snapshot = store.snapshots(name, limit=1)[0]
+    with Queries(engine).snapshots(Filters(task_ids=(name,), limit=1)) as newest:
+        [snapshot] = newest
     engine.dispose()
     after = _dbstat(db)
     names = set(before) | set(after)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from monitor.config import Settings
     from monitor.queries import Queries
     from monitor.store import Store
@@ -17,7 +19,7 @@ class AppContext:
     def __init__(self, config_path: str | None) -> None:
         self.config_path = Path(config_path) if config_path else None
         self._settings: Settings | None = None
-        self._store: Store | None = None
+        self._engine: Engine | None = None
 
     def settings(self) -> Settings:
         if self._settings is None:
@@ -26,20 +28,25 @@ class AppContext:
             self._settings = load_settings(self.config_path)
         return self._settings
 
-    def store(self) -> Store:
-        """The store on a database at the current schema (a new one is created)."""
-        if self._store is None:
+    def engine(self) -> Engine:
+        """The database, at the current schema (a new one is created)."""
+        if self._engine is None:
             from monitor.database import open_database
-            from monitor.store import Store
 
-            self._store = Store(open_database(self.settings().database.url, "create"))
-        return self._store
+            self._engine = open_database(self.settings().database.url, "create")
+        return self._engine
+
+    def store(self) -> Store:
+        """The write side (and the daemon's reads)."""
+        from monitor.store import Store
+
+        return Store(self.engine())
 
     def queries(self) -> Queries:
-        """The read side, on the same database as `store()`."""
+        """The read side, on the same database as `store()`; it does not import the store."""
         from monitor.queries import Queries
 
-        return Queries(self.store().engine)
+        return Queries(self.engine())
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -18,11 +18,11 @@ from monitor.palette import STATE_COLOURS, STATUS_COLOURS
 if TYPE_CHECKING:
     from sqlalchemy import Row
 
-    from monitor.models import Event, Snapshot, Task
+    from monitor.records import Task
 
     TaskRecord = Task | Row[Any]
-    SnapshotRecord = Snapshot | Row[Any]
-    EventRecord = Event | Row[Any]
+    SnapshotRecord = Row[Any]
+    EventRecord = Row[Any]
 
 
 def iso(value: datetime | None) -> str | None:

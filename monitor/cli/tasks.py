@@ -166,8 +166,9 @@ def show(app: AppContext, ref: str, kinds: tuple[str, ...], filters: Filters, fm
       jtm show 10042
       jtm show 10042 --kind status_changed --kind finished --json
     """
-    task = app.store().get(parse_task_id(ref))
-    events = app.queries().events(task.task_id, filters, kinds)
+    queries = app.queries()
+    task = queries.task(parse_task_id(ref))
+    events = queries.events(task.task_id, filters, kinds)
     data = task_json(task, events)
     if fmt == "json":
         emit_json(data)
@@ -204,7 +205,7 @@ def history(app: AppContext, ref: str | None, filters: Filters, fmt: str) -> Non
       jtm history --since 2026-03-01 --until 2026-03-02 --limit 0 --csv > march-1.csv
     """
     if ref is not None:
-        filters = replace(filters, task_ids=(app.store().get(parse_task_id(ref)).task_id,))
+        filters = replace(filters, task_ids=(app.queries().task(parse_task_id(ref)).task_id,))
     with app.queries().snapshots(filters) as snapshots:
         rows = (snapshot_json(s) for s in snapshots)
         if fmt == "json":

@@ -1,0 +1,106 @@
+"""Typed, immutable records of the rows the daemon and `jtm status` work with.
+
+Each record has one field per column of its table (`monitor.schema`), with the column's
+Python type; a test keeps the two in step. Records are built straight from Core rows
+(`Task.from_row`), which costs a few microseconds a row, where an ORM object costs about
+twenty and the ORM's import costs a CLI command more than its query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Self, cast
+
+from sqlalchemy import Column, Row, Table
+
+from monitor.schema import HEARTBEATS, TASKS
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One registered Jira task: its registration, its latest known state, its schedule.
+
+    The columns are described in `monitor.schema.TASKS`.
+    """
+
+    task_id: str
+    state: str
+    registered_at: datetime
+    updated_at: datetime
+    label: str | None = None
+    finished_at: datetime | None = None
+    removed_at: datetime | None = None
+
+    limit_total_s: float | None = None
+    limit_queued_s: float | None = None
+    limit_run_s: float | None = None
+    limit_stall_s: float | None = None
+    timeout_action: str | None = None
+
+    status: str | None = None
+    progress: int | None = None
+    message: str | None = None
+    description: str | None = None
+    result: str | None = None
+    elapsed_runtime_ms: int | None = None
+    jira_submitted_at: datetime | None = None
+    jira_started_at: datetime | None = None
+    jira_finished_at: datetime | None = None
+    jira_last_update_at: datetime | None = None
+
+    next_poll_at: datetime | None = None
+    poll_interval_s: float | None = None
+    polls: int = 0
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    last_change_at: datetime | None = None
+    consecutive_errors: int = 0
+    not_found_count: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_error_transient: bool | None = None
+
+    timed_out: str | None = None
+    timeouts_fired: str | None = None
+    cancel_requested_at: datetime | None = None
+    cancel_requested_by: str | None = None
+    cancel_reason: str | None = None
+    cancel_attempts: int = 0
+    cancel_sent_at: datetime | None = None
+    cancel_next_at: datetime | None = None
+    cancel_outcome: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        """The record of a row selected as `TASK_COLUMNS`."""
+        return cls(*cast("tuple[Any, ...]", row))
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """One row per daemon instance: is it alive, and what did its last tick do."""
+
+    instance: str
+    pid: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    last_tick_at: datetime | None = None
+    last_tick_polls: int = 0
+    next_poll_at: datetime | None = None
+    stopped_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        """The record of a row selected as `HEARTBEAT_COLUMNS`."""
+        return cls(*cast("tuple[Any, ...]", row))
+
+
+def _columns(record: type[Any], table: Table) -> tuple[Column[Any], ...]:
+    """`table`'s columns in the order of `record`'s fields: select these for `from_row`."""
+    return tuple(table.c[item.name] for item in fields(record))
+
+
+TASK_COLUMNS = _columns(Task, TASKS)
+HEARTBEAT_COLUMNS = _columns(Heartbeat, HEARTBEATS)
