@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from sqlalchemy import DateTime, text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from monitor.database import (
     SCHEMA_HEAD,
@@ -23,7 +27,7 @@ from monitor.database import (
     transaction,
 )
 from monitor.errors import StoreError
-from monitor.schema import METADATA
+from monitor.schema import METADATA, UTCDateTime
 
 
 def test_tables_and_migrations_agree(db_url: str) -> None:
@@ -127,3 +131,46 @@ def test_an_older_database_is_upgraded_only_when_allowed_and_keeps_its_rows(db_u
         assert tuple(row) == ("42", 3, 0)
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
     engine.dispose()
+
+
+# -- UTC datetimes on SQLite -----------------------------------------------------------------
+
+SQLITE = sqlite_dialect.dialect()
+SA_BIND = DateTime().dialect_impl(SQLITE).bind_processor(SQLITE)
+SA_RESULT = DateTime().dialect_impl(SQLITE).result_processor(SQLITE, None)
+UTC_BIND = UTCDateTime().bind_processor(SQLITE)
+UTC_RESULT = UTCDateTime().result_processor(SQLITE, None)
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_utc_datetimes_are_stored_as_sqlalchemy_stores_them(value: datetime) -> None:
+    assume(value.utcoffset() is not None)
+    assert SA_BIND is not None and UTC_BIND is not None
+    try:
+        naive = value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # outside the years datetime can hold once in UTC
+        return
+    text = UTC_BIND(value)
+    assert text == SA_BIND(naive)
+    assert SA_RESULT is not None and UTC_RESULT is not None
+    assert UTC_RESULT(text) == SA_RESULT(text).replace(tzinfo=UTC) == value.astimezone(UTC)
+    assert UTC_RESULT(text).tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-03-01 12:00:00", "2026-03-01 12:00:00.5", "2026-03-01T12:00:00.123456"]
+)
+def test_utc_datetimes_written_by_hand_are_read_as_sqlalchemy_reads_them(text: str) -> None:
+    assert SA_RESULT is not None and UTC_RESULT is not None
+    assert UTC_RESULT(text) == SA_RESULT(text).replace(tzinfo=UTC)
+
+
+def test_a_naive_datetime_is_refused() -> None:
+    assert UTC_BIND is not None
+    with pytest.raises(ValueError, match="naive"):
+        UTC_BIND(datetime(2026, 3, 1, 12, 0))
+
+
+def test_a_utc_datetime_stored_with_an_offset_of_its_own_is_read_in_utc() -> None:
+    assert UTC_RESULT is not None
+    assert UTC_RESULT("2026-03-01 14:00:00+02:00") == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
