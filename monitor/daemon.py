@@ -368,7 +368,13 @@ class Daemon:
     def _prune(self, store: Store) -> None:
         try:
             keep_s = self.settings.retention.snapshots_s  # read now: a reload may change it
-            apply_retention(store, keep_s, datetime.now(UTC), log=self.log)
+            apply_retention(
+                store,
+                keep_s,
+                datetime.now(UTC),
+                log=self.log,
+                keep_going=lambda: self._stop_signal is None,
+            )
         except Exception:
             self.log.exception("retention.failed")
 
