@@ -36,12 +36,16 @@ DEMO_TASKS: tuple[tuple[TaskScript, str], ...] = (
             queued_s=1,
             run_s=8,
             outcome="FAILED",
+            ends_at=35,
             result={"errors": ["Field options are in use by 12 issues"]},
         ),
         "replace field options",
     ),
     (TaskScript("10004", queued_s=4, run_s=14, outcome="COMPLETE"), "archive issues by JQL"),
-    (TaskScript("10005", queued_s=1, run_s=5, outcome="DEAD"), "delete project SANDBOX"),
+    (
+        TaskScript("10005", queued_s=1, run_s=5, outcome="DEAD", ends_at=80),
+        "delete project SANDBOX",
+    ),
     (TaskScript("10006", queued_s=1, run_s=120, cancel_delay_s=1), "bulk edit (overruns)"),
 )
 RUN_LIMITS = {"10006": 6.0}  # seconds: the demo's `jtm add --run 6s`

@@ -1,9 +1,10 @@
 """Is the monitor healthy? The facts behind `jtm status` (and the header of `jtm watch`).
 
 The daemon writes its heartbeat at the end of every tick, and a tick runs at least every 5 s
-(`daemon.tick_interval`), so a heartbeat older than `STALE_AFTER_S` (2 minutes: some 24 missed
-ticks) means the daemon is stuck or gone. A tick that polls thousands of tasks under a low
-`jira.max_rps` can legitimately take longer; `jtm status --stale-after` raises the bar.
+(`daemon.tick_interval`); a long tick (thousands of tasks under a low `jira.max_rps`) refreshes
+it from its Jira calls every `daemon.BEAT_EVERY_S` (30 s). So a heartbeat older than
+`STALE_AFTER_S` (2 minutes) means the daemon is stuck or gone; only a single Jira call of
+over a minute and a half (a very long `jira.timeout`) calls for `jtm status --stale-after`.
 
 Trouble is read from the tasks' last poll: each watched task whose last poll failed counts
 under one kind of error (`TroubleKind`), credentials first.

@@ -9,7 +9,7 @@ CLI meanwhile, or polled by another instance, is left alone instead of overwritt
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -335,11 +335,18 @@ class Store:
 
     # -- retention -------------------------------------------------------------------------
 
-    def prune_snapshots(self, older_than: datetime, batch: int = 1000) -> int:
+    def prune_snapshots(
+        self,
+        older_than: datetime,
+        batch: int = 1000,
+        keep_going: Callable[[], bool] = lambda: True,
+    ) -> int:
         """Delete snapshots observed before `older_than`; returns how many went.
 
         Each task's newest snapshot stays, however old, so its latest state is never lost.
         Deletes `batch` rows per write transaction, so the daemon's polls slip in between.
+        Between batches, while more may remain, it asks `keep_going` and stops on a no (the
+        daemon is stopping); it is asked only then, so a no means rows may be left.
         """
         newer = SNAPSHOTS.alias("newer")
         newest = (
@@ -358,7 +365,7 @@ class Store:
             with transaction(self.engine, write=True) as conn:
                 deleted = conn.execute(delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(doomed))).rowcount
             total += deleted
-            if deleted < batch:
+            if deleted < batch or not keep_going():
                 return total
 
 

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
+from structlog.testing import capture_logs
 
 from monitor.cli import cli
+from monitor.config import DatabaseSettings, Settings
+from monitor.daemon import Daemon as MonitorDaemon
+from monitor.logs import get_logger
 from monitor.queries import Queries
-from monitor.retention import apply_retention
+from monitor.retention import PRUNE_BATCH, apply_retention
 from monitor.simulator import Simulator
 from monitor.store import Registration, Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import Daemon, base_env, events, snapshots, write_config
 
 NOW = datetime.now(UTC)
+COPIED = "task_id, observed_at, last_seen_at, status, progress"
 
 
 def seed(store: Store, task_id: str, days_ago: list[float]) -> None:
@@ -53,6 +60,55 @@ def test_prune_deletes_every_batch(store: Store, batch: int) -> None:
     seed(store, "t", [float(200 - i) for i in range(20)])  # 181..200 days ago
     assert apply_retention(store, 90 * 86400, NOW, batch=batch) == 19
     assert len(snapshots(store, "t")) == 1
+
+
+def test_a_prune_stops_between_batches_when_told(store: Store) -> None:
+    seed(store, "t", [float(200 - i) for i in range(20)])  # 19 prunable
+    asked: list[int] = []
+
+    def keep_going() -> bool:
+        asked.append(len(store.snapshots("t")))
+        return False  # the daemon is stopping
+
+    with capture_logs() as logs:
+        pruned = apply_retention(
+            store, 90 * 86400, NOW, batch=5, log=get_logger(), keep_going=keep_going
+        )
+    assert pruned == 5 and asked == [15]  # asked once, after the first batch
+    assert len(store.snapshots("t")) == 15  # the rest waits for the next run
+    [line] = [e for e in logs if e["event"] == "retention.pruned"]
+    assert (line["snapshots"], line["complete"]) == (5, False)
+    with capture_logs() as logs:
+        assert apply_retention(store, 90 * 86400, NOW, batch=5, log=get_logger()) == 14
+    assert [(e["snapshots"], e["complete"]) for e in logs] == [(14, True)]
+
+
+def test_a_prune_is_not_asked_after_its_last_batch(store: Store) -> None:
+    seed(store, "t", [float(200 - i) for i in range(9)])  # 8 prunable: 5, then 3
+    with capture_logs() as logs:
+        pruned = apply_retention(
+            store, 90 * 86400, NOW, batch=5, log=get_logger(), keep_going=iter([True]).__next__
+        )
+    assert pruned == 8 and len(store.snapshots("t")) == 1  # a second question would raise
+    assert [e["complete"] for e in logs] == [True]
+
+
+def test_a_stopping_daemon_cuts_its_prune_short(store: Store, db_url: str) -> None:
+    seed(store, "t", [200, 1])
+    with store.engine.begin() as conn:
+        for _ in range(11):  # 2048 old snapshots: more than one PRUNE_BATCH
+            conn.execute(
+                text(
+                    f"INSERT INTO snapshots ({COPIED}) SELECT {COPIED} FROM snapshots"
+                    " WHERE progress = 0"
+                )
+            )
+    daemon = MonitorDaemon(Settings(DatabaseSettings(db_url)), env={})
+    daemon._stop_signal = signal.SIGTERM
+    with capture_logs() as logs:
+        daemon._prune(store)
+    assert [(e["snapshots"], e["complete"]) for e in logs] == [(PRUNE_BATCH, False)]
+    assert len(store.snapshots("t")) == 2049 - PRUNE_BATCH
 
 
 def test_prune_command(tmp_path: Path, store: Store, db_url: str) -> None:

@@ -29,6 +29,7 @@ from monitor.simulator import (
     demo_scripts,
     script_from_json,
 )
+from monitor.simulator.scripts import FAILED_AT_PCT
 
 T0 = 1_700_000_000.0
 T0_MS = 1_700_000_000_000
@@ -173,6 +174,28 @@ def test_scripted_outcomes(
     assert task["status"] == outcome
     assert task["result"] == ("the task result" if result is None else result)
     assert task["finished"] == T0_MS + 1500
+
+
+@pytest.mark.parametrize(("outcome", "ends_at"), [("FAILED", None), ("DEAD", None), ("DEAD", 25)])
+def test_failures_stop_partway_at_the_progress_reached(
+    sim: Simulator, http: requests.Session, clock: FakeClock, outcome: str, ends_at: int | None
+) -> None:
+    end = FAILED_AT_PCT if ends_at is None else ends_at
+    assert 0 < end < 100
+    sim.add_task(TaskScript("1", queued_s=0.0, run_s=10.0, outcome=outcome, ends_at=ends_at))
+    clock.advance(5.0)
+    halfway = get_task(http, sim, "1")
+    assert (halfway["status"], halfway["progress"]) == ("RUNNING", end // 2)
+    assert halfway["lastUpdate"] == T0_MS + round(10_000 * (end // 2) / end)  # when reached
+    clock.advance(4.99)
+    assert get_task(http, sim, "1")["progress"] == end - 1
+    clock.advance(0.01)
+    task = get_task(http, sim, "1")
+    assert (task["status"], task["progress"]) == (outcome, end)
+    assert task["finished"] == task["lastUpdate"] == T0_MS + 10_000
+    assert task["elapsedRuntime"] == 10_000
+    clock.advance(1000)
+    assert get_task(http, sim, "1") == task
 
 
 def test_stalled_task_freezes_progress_message_and_last_update(
@@ -654,6 +677,8 @@ def test_script_from_json_round_trip() -> None:
         {"task_id": "a/b"},
         {"task_id": "1", "queued_s": -1.0},
         {"task_id": "1", "stall_at": 101},
+        {"task_id": "1", "ends_at": -1},
+        {"task_id": "1", "ends_at": 50, "stall_at": 40},
         {"task_id": "1", "message_every_pct": 0},
         {"task_id": "1", "result": {1, 2}},
     ],
@@ -718,6 +743,8 @@ def test_demo_scripts_cover_the_variety(clock: FakeClock) -> None:
         assert [i for i, r in answers.items() if r.status_code == 404] == ["10007"]
         assert statuses["10005"] == "RUNNING"
         assert {"COMPLETE", "FAILED", "DEAD", "RUNNING"} <= set(statuses.values())
+        ended = [r.json() for r in answers.values() if r.status_code == 200]
+        assert all(t["progress"] < 100 for t in ended if t["status"] in ("FAILED", "DEAD"))
 
 
 def test_serve_runs_until_sigterm(tmp_path: Path) -> None:

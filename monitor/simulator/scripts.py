@@ -8,8 +8,11 @@ Timeline of a script added at `created` (seconds on the simulator clock):
 
     submitted          created - submitted_ago_s (never after `start`)
     start              created + queued_s, or created - started_ago_s when that is set
-    progress p% at     start + run_s * p / 100      (each whole percent moves lastUpdate)
-    finish             start + run_s                (never, when stall_at is set)
+    progress p% at     start + run_s * p / end      (each whole percent moves lastUpdate)
+    finish             start + run_s, at end%       (never, when stall_at is set)
+
+where `end` is the progress the task ends at (`TaskScript.end_progress`): 100 for a task that
+completes, less for one that fails or dies partway through, as a real failure does.
     cancel accepted c  CANCEL_REQUESTED from c, CANCELLED at c + cancel_delay_s
 """
 
@@ -23,6 +26,9 @@ from monitor.states import JiraStatus
 
 SUBMITTED_BY = 10000
 DEFAULT_RESULT = "the task result"
+FAILED_AT_PCT = 60
+"""Where a FAILED or DEAD script stops by default: Jira leaves a failed task's progress
+where the failure found it, never at 100%."""
 
 # Guards against float error turning an exact 30.0 % into 29 when a test sets the clock to a
 # precise phase boundary.
@@ -48,9 +54,11 @@ class TaskScript:
     queued_s: float = 0.5
     """ENQUEUED for this long, then RUNNING."""
     run_s: float = 3.0
-    """RUNNING for this long (progress moves linearly 0 -> 100), then `outcome`."""
+    """RUNNING for this long (progress moves linearly 0 -> `end_progress`), then `outcome`."""
     outcome: str = "COMPLETE"
     """Terminal status reached; any string is kept as-is, so tests can send unknown statuses."""
+    ends_at: int | None = None
+    """Progress when `outcome` is reached; None: FAILED_AT_PCT for FAILED and DEAD, else 100."""
     stall_at: int | None = None
     """Progress freezes at this percent once reached; the task then never finishes on its own,
     and lastUpdate/message stop changing."""
@@ -89,6 +97,10 @@ class TaskScript:
         ]
         if self.stall_at is not None and not 0 <= self.stall_at <= 100:
             problems.append("stall_at must be between 0 and 100")
+        if self.ends_at is not None and not 0 <= self.ends_at <= 100:
+            problems.append("ends_at must be between 0 and 100")
+        if self.ends_at is not None and self.stall_at is not None:
+            problems.append("ends_at and stall_at exclude each other (a stalled task never ends)")
         if self.message_every_pct < 1:
             problems.append("message_every_pct must be >= 1")
         try:
@@ -97,6 +109,15 @@ class TaskScript:
             problems.append("result must be JSON-serialisable")
         if problems:
             raise ValueError(f"invalid TaskScript {self.task_id!r}: " + "; ".join(problems))
+
+    @property
+    def end_progress(self) -> int:
+        """The percent progress moves towards over `run_s`, and ends at."""
+        if self.ends_at is not None:
+            return self.ends_at
+        if self.stall_at is None and self.outcome in (JiraStatus.FAILED, JiraStatus.DEAD):
+            return FAILED_AT_PCT
+        return 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +200,7 @@ def _scripted_view(script: TaskScript, created: float, now: float) -> TaskView:
     if finish is not None and now >= finish:
         return TaskView(
             status=script.outcome,
-            progress=100,
+            progress=script.end_progress,
             message=_FINISHED_MESSAGES.get(script.outcome, f"Task ended: {script.outcome}"),
             submitted=submitted,
             started=start,
@@ -197,19 +218,26 @@ def _scripted_view(script: TaskScript, created: float, now: float) -> TaskView:
         started=start,
         finished=None,
         # The instant this whole percent was reached: the last change, frozen once stalled.
-        last_update=start + script.run_s * progress / 100,
+        last_update=start + _reached_in(script, progress),
         elapsed_s=now - start,
     )
 
 
 def _progress(script: TaskScript, running_for: float) -> int:
+    end = script.end_progress
     if script.run_s <= 0:
-        percent = 100
+        percent = end
     else:
-        percent = max(0, min(100, math.floor(100 * running_for / script.run_s + _EPSILON)))
+        percent = max(0, min(end, math.floor(end * running_for / script.run_s + _EPSILON)))
     if script.stall_at is not None:
         percent = min(percent, script.stall_at)
     return percent
+
+
+def _reached_in(script: TaskScript, progress: int) -> float:
+    """Seconds after the start at which `progress` was reached."""
+    end = script.end_progress
+    return 0.0 if end == 0 else script.run_s * progress / end
 
 
 def task_json(script: TaskScript, view: TaskView, self_url: str) -> dict[str, object]:
@@ -249,7 +277,9 @@ def demo_scripts() -> list[TaskScript]:
             description="Replace field options",
             result={"errorMessages": ["Option 10200 is in use"], "errors": {}},
         ),
-        TaskScript("10004", run_s=8.0, outcome=JiraStatus.DEAD, description="Delete project"),
+        TaskScript(
+            "10004", run_s=8.0, outcome=JiraStatus.DEAD, ends_at=85, description="Delete project"
+        ),
         TaskScript("10005", run_s=20.0, stall_at=37, description="Bulk set issue property"),
         TaskScript(
             "10006",
