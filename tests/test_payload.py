@@ -249,3 +249,36 @@ def test_garbage_bytes_never_raise_anything_else(raw: bytes) -> None:
 def test_garbage_text_never_raises_anything_else(text: str) -> None:
     with contextlib.suppress(JiraBadResponse):
         parse_task(text.encode("utf-8", "surrogatepass"), expected_id="7")
+
+
+def test_lone_surrogates_become_replacement_characters_everywhere() -> None:
+    raw = body(
+        status="RUNNING\ud800",
+        message="half \ud83d of a pair",
+        description="\udfff",
+        result={"key\udc00": ["\ud800", 1, {"pair": "\ud83d\ude00"}]},
+    )
+    assert b"\\ud800" in raw  # json.dumps escaped them, as a server might
+    info = parse_task(raw, expected_id="7")
+    assert info.status == "RUNNING\ufffd"
+    assert info.message == "half \ufffd of a pair"
+    assert info.description == "\ufffd"
+    assert info.result == {"key\ufffd": ["\ufffd", 1, {"pair": "\U0001f600"}]}  # pairs stay
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(codec=None, exclude_categories=()), max_size=20))
+def test_every_parsed_string_can_be_stored_as_utf8(text: str) -> None:
+    info = parse_task(
+        body(
+            status=text if text.strip() else "RUNNING",
+            message=text,
+            description=text,
+            result={text: [text]},
+        ),
+        expected_id="7",
+    )
+    for value in (info.status, info.message, info.description):
+        assert value is not None
+        value.encode("utf-8")
+    json.dumps(info.result, ensure_ascii=False).encode("utf-8")

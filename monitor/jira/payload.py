@@ -26,6 +26,8 @@ from monitor.states import JiraStatus, is_terminal
 __all__ = ["TaskInfo", "parse_task"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # Epoch milliseconds outside [2000-01-01, 2200-01-01) are taken as garbage (seconds sent instead
 # of milliseconds, a zero, a sentinel), not as real instants.
 _MIN_EPOCH_MS = 946_684_800_000
@@ -126,6 +128,8 @@ def _load_object(body: bytes) -> dict[str, object]:
     if problem is None:
         try:
             data = json.loads(text, parse_int=_json_int, parse_constant=_json_constant)
+            if _SURROGATE_ESCAPE.search(text):
+                data = _without_lone_surrogates(data)
         except (ValueError, RecursionError):  # RecursionError: pathologically nested arrays
             problem = "body is not JSON"
     if problem is None:
@@ -133,6 +137,22 @@ def _load_object(body: bytes) -> dict[str, object]:
             return data
         problem = f"body is not a JSON object, got {_show(data)}"
     raise JiraBadResponse(problem)
+
+
+def _without_lone_surrogates(value: object) -> object:
+    """`value` with each lone surrogate replaced by U+FFFD.
+
+    JSON may escape one ("\\ud800") that pairs with nothing; no UTF-8 can hold it, so the
+    database would refuse the poll's write (again at every poll) and a log line could not
+    carry it. Valid UTF-8 holds no surrogates: only such escapes bring them in.
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _json_int(text: str) -> int | float:
