@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from queue import SimpleQueue
 from typing import Protocol
 
 from structlog.typing import FilteringBoundLogger
@@ -36,14 +37,23 @@ from monitor.observation import (
 )
 from monitor.records import Task
 from monitor.states import CancelSource, JiraStatus
-from monitor.store import Store
+from monitor.store import PollWrite, Store
 
 MAX_LOGGED_RESULT_CHARS = 1_000
 MAX_DUE_PER_TICK = 5_000
 DUE_BATCH = 500
+WRITE_GROUP = 32
+"""At most this many polls that came back together are written in one transaction."""
 MAX_ROUNDS_PER_TICK = 20
 """A tick stops after this many rounds even if tasks keep falling due (a database that
 cannot record polls would otherwise hand back the same tasks forever)."""
+
+
+Answer = TaskInfo | Exception
+"""What a worker hands back: Jira's answer, a JiraError, or whatever else went wrong."""
+
+NO_ANSWER = RuntimeError("the request to Jira ended without an answer")
+"""Handed back if a worker's request ends by a BaseException (the tick must not wait on it)."""
 
 
 class TaskApi(Protocol):
@@ -127,22 +137,73 @@ class Poller:
 
     def poll_due(self, now: datetime, limit: int = DUE_BATCH) -> TickReport:
         """Poll up to `limit` due tasks and record what they say (deciding cancels, not
-        sending them)."""
+        sending them).
+
+        The workers ask Jira; this thread plans and writes. Answers that came back together
+        (while this thread was busy with the ones before) are written in one transaction, up
+        to `WRITE_GROUP` of them.
+        """
         report = TickReport()
         due = self.store.due_tasks(now, limit)
         report.due = len(due)
-        futures = {self.executor.submit(self._fetch, task.task_id): task for task in due}
-        for future in as_completed(futures):
-            task = futures[future]
-            try:
-                self._apply(task, future.result(), now, report)
-            except Exception as exc:
-                # Isolation: one task's bad data or a bug must not stop the others, nor be
-                # retried on every tick.
-                report.failed += 1
-                self.log.exception("poller.task_failed", task_id=task.task_id)
-                self._back_off(task, exc, now)
+        answers: SimpleQueue[tuple[Task, Answer]] = SimpleQueue()
+        for task in due:
+            self.executor.submit(self._fetch, task, answers)
+        waiting = len(due)
+        while waiting:
+            group = [answers.get()]
+            while len(group) < WRITE_GROUP and not answers.empty():
+                group.append(answers.get_nowait())
+            waiting -= len(group)
+            self._apply(group, now, report)
         return report
+
+    def _fetch(self, task: Task, answers: SimpleQueue[tuple[Task, Answer]]) -> None:
+        """Ask Jira about `task` (in a worker) and hand what came back to the tick's thread."""
+        answer: Answer = NO_ANSWER
+        try:
+            answer = self.api.get_task(task.task_id)
+        except Exception as exc:  # a JiraError is an answer; any other is isolated later
+            answer = exc
+        finally:
+            answers.put((task, answer))
+
+    def _apply(self, group: list[tuple[Task, Answer]], now: datetime, report: TickReport) -> None:
+        staged: list[_Polled] = []
+        for task, answer in group:
+            if not isinstance(answer, TaskInfo | JiraError):
+                self._isolate(task, answer, now, report)
+                continue
+            try:
+                staged.append(_Polled(task, answer, self._plan(task, answer, now)))
+            except Exception as exc:
+                self._isolate(task, exc, now, report)
+        together = self._write_together(staged, now) if len(staged) > 1 else None
+        if together is not None:
+            for polled, ok in zip(staged, together, strict=True):
+                self._settle(polled, ok, now, report)
+            return
+        for polled in staged:
+            try:
+                ok = self.store.record_polls([polled.write()], now)[0]
+            except Exception as exc:
+                self._isolate(polled.task, exc, now, report)
+            else:
+                self._settle(polled, ok, now, report)
+
+    def _write_together(self, staged: list[_Polled], now: datetime) -> list[bool] | None:
+        """Write `staged` in one transaction; None if that failed (then each goes alone, so
+        that one task's bad data costs only its own poll)."""
+        try:
+            return self.store.record_polls([polled.write() for polled in staged], now)
+        except Exception:
+            return None
+
+    def _isolate(self, task: Task, error: Exception, now: datetime, report: TickReport) -> None:
+        """One task's bad data or a bug must not stop the others, nor be retried every tick."""
+        report.failed += 1
+        self.log.error("poller.task_failed", task_id=task.task_id, exc_info=error)
+        self._back_off(task, error, now)
 
     def _back_off(self, task: Task, error: Exception, now: datetime) -> None:
         plan = plan_failure(task, error, now, self.poll, self._jitter())
@@ -151,45 +212,36 @@ class Poller:
         except Exception:
             self.log.exception("poller.backoff_failed", task_id=task.task_id)
 
-    def _fetch(self, task_id: str) -> TaskInfo | JiraError:
-        try:
-            return self.api.get_task(task_id)
-        except JiraError as exc:
-            return exc
-
     def _jitter(self) -> float:
         return self.rng.uniform(1 - JITTER, 1 + JITTER)
 
-    def _apply(
-        self, task: Task, outcome: TaskInfo | JiraError, now: datetime, report: TickReport
-    ) -> None:
-        if isinstance(outcome, JiraError):
-            self._log_failure(task, outcome)
-            plan = plan_failure(task, outcome, now, self.poll, self._jitter())
-        else:
-            limits = Limits.for_task(task, self.timeouts)
-            plan = plan_success(
-                task,
-                outcome,
-                now,
-                self.poll,
-                limits,
-                watched_since=self.watched_since,
-                jitter=self._jitter(),
-            )
-        written = self.store.record_poll(
+    def _plan(self, task: Task, answer: TaskInfo | JiraError, now: datetime) -> PollPlan:
+        if isinstance(answer, JiraError):
+            self._log_failure(task, answer)
+            return plan_failure(task, answer, now, self.poll, self._jitter())
+        return plan_success(
             task,
-            plan.values,
+            answer,
             now,
-            snapshot=plan.snapshot,
-            touch_snapshot=plan.touch_snapshot,
-            events=plan.events,
-            decides_cancel=plan.decides_cancel,
+            self.poll,
+            Limits.for_task(task, self.timeouts),
+            watched_since=self.watched_since,
+            jitter=self._jitter(),
         )
+
+    def _settle(self, polled: _Polled, written: bool, now: datetime, report: TickReport) -> None:
+        """Count and log a poll once its outcome is written (or lost its race)."""
+        try:
+            self._report(polled, written, now, report)
+        except Exception as exc:
+            self._isolate(polled.task, exc, now, report)
+
+    def _report(self, polled: _Polled, written: bool, now: datetime, report: TickReport) -> None:
+        task, answer, plan = polled.task, polled.answer, polled.plan
         if not written:
             report.skipped += 1  # removed by the CLI, or polled by another instance meanwhile
             return
-        if isinstance(outcome, JiraError):
+        if isinstance(answer, JiraError):
             report.failed += 1
             if plan.gone is not None:
                 report.gone += 1
@@ -202,8 +254,8 @@ class Poller:
             self.log.info(
                 "task.status_changed",
                 task_id=task.task_id,
-                **{"from": task.status, "to": outcome.status},
-                progress=outcome.progress,
+                **{"from": task.status, "to": answer.status},
+                progress=answer.progress,
             )
         for overrun in plan.timeouts:
             report.timeouts += 1
@@ -218,7 +270,7 @@ class Poller:
             )
         if plan.finished:
             report.finished += 1
-            self._log_finished(task, outcome, now, plan)
+            self._log_finished(task, answer, now, plan)
 
     def _log_failure(self, task: Task, error: JiraError) -> None:
         if isinstance(error, JiraRateLimited):
@@ -262,4 +314,24 @@ class Poller:
             cancel_requested_by=task.cancel_requested_by,
             timed_out=plan.values.get("timed_out", task.timed_out),
             result=result,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Polled:
+    """A task, what Jira answered, and what that means."""
+
+    task: Task
+    answer: TaskInfo | JiraError
+    plan: PollPlan
+
+    def write(self) -> PollWrite:
+        plan = self.plan
+        return PollWrite(
+            self.task,
+            plan.values,
+            plan.snapshot,
+            plan.touch_snapshot,
+            plan.events,
+            plan.decides_cancel,
         )

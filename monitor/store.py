@@ -67,6 +67,24 @@ class RegisterResult:
     outcome: str  # "added", "updated" or "rewatched" (was removed)
 
 
+@dataclass(frozen=True, slots=True)
+class PollWrite:
+    """One poll's outcome, for `task` as `due_tasks` read it.
+
+    `values` are the task's new column values; `snapshot` a new snapshot row to insert, or
+    `touch_snapshot` to move the newest snapshot's `last_seen_at` instead. With
+    `decides_cancel`, the write also requires that no cancel was decided meanwhile (by
+    `jtm cancel`), so one decision is never overwritten by another.
+    """
+
+    task: Task
+    values: dict[str, Any]
+    snapshot: dict[str, Any] | None = None
+    touch_snapshot: bool = False
+    events: tuple[EventSpec, ...] = ()
+    decides_cancel: bool = False
+
+
 def _load_tasks(conn: Connection, stmt: Select[Any]) -> list[Task]:
     return [Task.from_row(row) for row in conn.execute(stmt)]
 
@@ -205,27 +223,20 @@ class Store:
         events: Sequence[EventSpec] = (),
         decides_cancel: bool = False,
     ) -> bool:
-        """Apply one poll's outcome to `task` as read by `due_tasks`; False if it lost the race.
+        """Apply one poll's outcome (see `PollWrite`); False if it lost the race."""
+        write = PollWrite(task, values, snapshot, touch_snapshot, tuple(events), decides_cancel)
+        return self.record_polls([write], now)[0]
 
-        `values` are the task's new column values; `snapshot` a new snapshot row to insert, or
-        `touch_snapshot` to move the newest snapshot's `last_seen_at` instead. With
-        `decides_cancel`, the write also requires that no cancel was decided meanwhile (by
-        `jtm cancel`), so one decision is never overwritten by another.
+    def record_polls(self, writes: Sequence[PollWrite], now: datetime) -> list[bool]:
+        """Apply polls' outcomes in one write transaction; for each, False if it lost the race.
+
+        Each write is compare-and-set on its own task: one that lost (its task was removed, or
+        polled by another instance, meanwhile) is left out, and the others still go in. One
+        transaction for polls that came back together: at hundreds of polls a second, a
+        `BEGIN IMMEDIATE` and a `COMMIT` per poll cost about as much as the writes.
         """
-        params = {**values, "polls": task.polls + 1, "updated_at": now}
-        statement = _poll_update(tuple(sorted(params)), decides_cancel)
-        params |= {"w_task_id": task.task_id, "w_polls": task.polls}
         with transaction(self.engine, write=True) as conn:
-            if conn.execute(statement, params).rowcount != 1:
-                return False
-            if snapshot is not None:
-                conn.execute(_INSERT_SNAPSHOT, {"task_id": task.task_id, **snapshot})
-            elif touch_snapshot:
-                conn.execute(_TOUCH_NEWEST_SNAPSHOT, {"w_task_id": task.task_id, "w_now": now})
-            if events:
-                rows = [_event(task.task_id, now, kind, d) for kind, d in events]
-                conn.execute(_INSERT_EVENTS, rows)
-        return True
+            return [_write_poll(conn, write, now) for write in writes]
 
     # -- cancels ---------------------------------------------------------------------------
 
@@ -402,6 +413,23 @@ def _poll_update(columns: tuple[str, ...], decides_cancel: bool) -> Update:
         guards.append(TASKS.c.cancel_requested_at.is_(None))
     values = {name: bindparam(name, type_=TASKS.c[name].type) for name in columns}
     return update(TASKS).where(*guards).values(values)
+
+
+def _write_poll(conn: Connection, write: PollWrite, now: datetime) -> bool:
+    task = write.task
+    params = {**write.values, "polls": task.polls + 1, "updated_at": now}
+    statement = _poll_update(tuple(sorted(params)), write.decides_cancel)
+    params |= {"w_task_id": task.task_id, "w_polls": task.polls}
+    if conn.execute(statement, params).rowcount != 1:
+        return False
+    if write.snapshot is not None:
+        conn.execute(_INSERT_SNAPSHOT, {"task_id": task.task_id, **write.snapshot})
+    elif write.touch_snapshot:
+        conn.execute(_TOUCH_NEWEST_SNAPSHOT, {"w_task_id": task.task_id, "w_now": now})
+    if write.events:
+        rows = [_event(task.task_id, now, kind, d) for kind, d in write.events]
+        conn.execute(_INSERT_EVENTS, rows)
+    return True
 
 
 def _event(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import Connection, event
 from structlog.testing import capture_logs
 
 from monitor.config import PollSettings, TimeoutSettings
 from monitor.jira import JiraClient, TaskInfo
 from monitor.observation import GONE_AFTER_404S, UNCHANGED_BACKOFF, plan_success
-from monitor.poller import DUE_BATCH, Poller
+from monitor.poller import DUE_BATCH, WRITE_GROUP, Poller
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
@@ -245,3 +249,66 @@ def test_the_next_poll_is_counted_from_when_it_was_due(
     assert late.values["next_poll_at"] == NOW + timedelta(seconds=10)
     very_late = plan_success(task, info, NOW + timedelta(seconds=25), poll)
     assert very_late.values["next_poll_at"] == NOW + timedelta(seconds=35)
+
+
+class Inline(Executor):
+    """Runs each request as it is submitted: every answer is back before the first is written."""
+
+    def submit(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def count_write_transactions(store: Store) -> list[int]:
+    """A counter of the write transactions begun on `store`'s engine from now on."""
+    counter = [0]
+
+    @event.listens_for(store.engine, "begin")
+    def _count(conn: Connection) -> None:
+        counter[0] += conn.get_execution_options().get("jtm_write", False)
+
+    return counter
+
+
+def test_answers_that_came_back_together_are_written_in_one_transaction(
+    sim: Simulator, store: Store, client: JiraClient, poll_settings: PollSettings
+) -> None:
+    ids = [str(i) for i in range(WRITE_GROUP + 3)]
+    for task_id in ids:
+        sim.add_task(TaskScript(task_id, queued_s=FOREVER))
+    store.register(ids, Registration(), NOW)
+    writes = count_write_transactions(store)
+    report = Poller(store, client, poll_settings, TimeoutSettings(), Inline()).poll_due(NOW)
+    assert report.polled == len(ids)
+    assert writes[0] == 2  # a full group, then the three left
+    assert {store.get(i).status for i in ids} == {"ENQUEUED"}
+    assert all(len(snapshots(store, i)) == 1 for i in ids)
+
+
+def test_a_task_whose_write_fails_costs_only_its_own_poll(
+    sim: Simulator, store: Store, client: JiraClient, poll_settings: PollSettings
+) -> None:
+    ids = ["a", "bad", "c"]
+    for task_id in ids:
+        sim.add_task(TaskScript(task_id, queued_s=FOREVER))
+    store.register(ids, Registration(), NOW)
+
+    class UnwritableFor:
+        """The real client, but the answer for task "bad" holds a message SQLite cannot
+        store: a lone surrogate, which is no UTF-8 (the payload parser replaces them)."""
+
+        def get_task(self, task_id: str) -> TaskInfo:
+            info = client.get_task(task_id)
+            return replace(info, message="\ud800") if task_id == "bad" else info
+
+        def cancel_task(self, task_id: str) -> None:
+            client.cancel_task(task_id)
+
+    poller = Poller(store, UnwritableFor(), poll_settings, TimeoutSettings(), Inline())
+    with capture_logs() as logs:
+        report = poller.poll_due(NOW)
+    assert (report.polled, report.failed) == (2, 1)
+    assert [store.get(i).status for i in ids] == ["ENQUEUED", None, "ENQUEUED"]
+    assert [line["task_id"] for line in events_named(logs, "poller.task_failed")] == ["bad"]
+    assert store.get("bad").consecutive_errors == 1  # backed off
