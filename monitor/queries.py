@@ -4,8 +4,9 @@
 Writes stay in `monitor.store`; this module only reads, each method in one short read
 transaction (`database.transaction`), except `snapshots`, which streams rows from one read
 transaction while the caller prints them (a WAL reader never blocks the daemon's writes).
-Rows come back as SQLAlchemy Core rows, not ORM objects: `jtm list` and `jtm history` print
-thousands of them, and attribute access is all they need.
+Tasks come back as `monitor.records.Task` (named tuples, cheap to build and to read), other
+rows as SQLAlchemy Core rows: `jtm list` and `jtm history` print thousands of them, and no
+ORM is imported (its import alone would cost more than the query).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import (
 
 from monitor.database import current_revision, transaction
 from monitor.errors import NotFoundError
+from monitor.records import TASK_COLUMNS, Task
 from monitor.schema import EVENTS, SNAPSHOTS, TASKS
 from monitor.states import TaskState
 
@@ -105,24 +107,25 @@ class Queries:
 
     # -- find ----------------------------------------------------------------------------
 
-    def task(self, task_id: str) -> Row[Any]:
-        """One registered task (a row of `TASKS`); NotFoundError if it is not registered."""
+    def task(self, task_id: str) -> Task:
+        """One registered task; NotFoundError if it is not registered."""
+        stmt = select(*TASK_COLUMNS).where(TASKS.c.task_id == task_id)
         with transaction(self.engine) as conn:
-            row = conn.execute(select(TASKS).where(TASKS.c.task_id == task_id)).first()
+            row = conn.execute(stmt).first()
         if row is None:
             raise NotFoundError(f"not registered: {task_id}")
-        return row
+        return Task.from_row(row)
 
-    def tasks(self, filters: Filters) -> list[Row[Any]]:
-        """Tasks matching `filters`, newest registration first (rows of `TASKS`)."""
+    def tasks(self, filters: Filters) -> list[Task]:
+        """Tasks matching `filters`, newest registration first."""
         stmt: Select[Any] = (
-            select(TASKS)
+            select(*TASK_COLUMNS)
             .where(*_task_conditions(filters), *_window(TASKS.c.registered_at, filters))
             .order_by(TASKS.c.registered_at.desc(), TASKS.c.task_id)
             .limit(filters.limit)
         )
         with transaction(self.engine) as conn:
-            return list(conn.execute(stmt))
+            return [Task.from_row(row) for row in conn.execute(stmt)]
 
     def events(
         self,
@@ -176,7 +179,7 @@ class Queries:
 
     # -- watch -----------------------------------------------------------------------------
 
-    def watched(self, filters: Filters, ended_since: datetime) -> list[Row[Any]]:
+    def watched(self, filters: Filters, ended_since: datetime) -> list[Task]:
         """Watched tasks, then those that finished or went away since `ended_since`."""
         recent = and_(
             TASKS.c.state.in_((TaskState.FINISHED, TaskState.GONE)),
@@ -184,13 +187,13 @@ class Queries:
         )
         active = TASKS.c.state == TaskState.WATCHING
         stmt = (
-            select(TASKS)
+            select(*TASK_COLUMNS)
             .where(or_(active, recent), *_task_conditions(filters))
             .order_by((TASKS.c.state != TaskState.WATCHING), TASKS.c.registered_at, TASKS.c.task_id)
             .limit(filters.limit)
         )
         with transaction(self.engine) as conn:
-            return list(conn.execute(stmt))
+            return [Task.from_row(row) for row in conn.execute(stmt)]
 
     def progress_points(
         self, task_ids: Sequence[str], per_task: int = 20

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
     from monitor.records import Task
 
-    TaskRecord = Task | Row[Any]
     SnapshotRecord = Row[Any]
     EventRecord = Row[Any]
 
@@ -41,7 +40,7 @@ def _result(text: str | None) -> Any:
         return text
 
 
-def task_json(task: TaskRecord, events: Sequence[EventRecord] | None = None) -> dict[str, Any]:
+def task_json(task: Task, events: Sequence[EventRecord] | None = None) -> dict[str, Any]:
     """The contract's task object (`jtm show --json`; without `events` for `jtm list --json`)."""
     data: dict[str, Any] = {
         "task_id": task.task_id,
@@ -163,13 +162,17 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def emit_json_list(items: Iterable[dict[str, Any]]) -> None:
     """A JSON array written as it is produced, one element per line (valid for any `jq`)."""
     out = sys.stdout
+    encode = _ENCODER.encode  # one encoder for all: `json.dumps` with options makes one a call
     separator = "[\n"
     for item in items:
         out.write(separator)
-        out.write(json.dumps(item, ensure_ascii=False))
+        out.write(encode(item))
         separator = ",\n"
     out.write("[]\n" if separator == "[\n" else "\n]\n")
     out.flush()
@@ -242,7 +245,7 @@ def state_cell(state: str) -> Cell:
     return Cell(state, fg=STATE_COLOURS.get(state), dim=state == "removed")
 
 
-def task_row(task: TaskRecord, now: datetime) -> list[CellLike]:
+def task_row(task: Task, now: datetime) -> list[CellLike]:
     return [
         task.task_id,
         state_cell(task.state),
