@@ -7,7 +7,7 @@ it from its Jira calls every `daemon.BEAT_EVERY_S` (30 s). So a heartbeat older 
 over a minute and a half (a very long `jira.timeout`) calls for `jtm status --stale-after`.
 
 Trouble is read from the tasks' last poll: each watched task whose last poll failed counts
-under one kind of error (`TroubleKind`), credentials first.
+under one kind of error (`ErrorKind`, stored with the error), credentials first.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from monitor.queries import FailingTask, Queries
 from monitor.records import Heartbeat
+from monitor.states import ErrorKind
 from monitor.store import Store
 
 STALE_AFTER_S = 120.0
@@ -69,40 +70,33 @@ def daemon_health(
     return DaemonHealth(state, newest, age(newest), stale_after_s)
 
 
-class TroubleKind(StrEnum):
-    """Why a task's last poll failed, most urgent first."""
-
-    CREDENTIALS = "credentials"  # 401/403: nothing will work until an operator acts
-    RATE_LIMITED = "rate_limited"  # 429 (or 503 with Retry-After)
-    UNREACHABLE = "unreachable"  # DNS, connection, TLS, timeout
-    SERVER_ERROR = "server_error"  # 5xx
-    NOT_FOUND = "not_found"  # 404: on its way to "gone"
-    OTHER = "other"
-
-
 _HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
+_KINDS = frozenset(ErrorKind)
 
 
-def classify(error: str, transient: bool | None) -> TroubleKind:
-    """The kind of a stored `last_error` (the Jira client's message) and its transience."""
+def error_kind(kind: str | None, error: str, transient: bool | None) -> ErrorKind:
+    """A task's stored `last_error_kind`; for an error stored before there was one (schema
+    0004), the kind read from `last_error` (the Jira client's message) and its transience."""
+    if kind in _KINDS:
+        return ErrorKind(kind)
     match = _HTTP_STATUS.search(error)
     status = int(match.group(1)) if match else None
     if status in (401, 403) and not transient:
-        return TroubleKind.CREDENTIALS
+        return ErrorKind.CREDENTIALS
     if status == 429 or "rate limited" in error:
-        return TroubleKind.RATE_LIMITED
+        return ErrorKind.RATE_LIMITED
     if status is None and error.startswith("cannot reach"):
-        return TroubleKind.UNREACHABLE
+        return ErrorKind.UNREACHABLE
     if status is not None and status >= 500:
-        return TroubleKind.SERVER_ERROR
+        return ErrorKind.SERVER_ERROR
     if status == 404:
-        return TroubleKind.NOT_FOUND
-    return TroubleKind.OTHER
+        return ErrorKind.NOT_FOUND
+    return ErrorKind.OTHER
 
 
 @dataclass(slots=True)
 class TroubleGroup:
-    kind: TroubleKind
+    kind: ErrorKind
     count: int = 0
     task_ids: list[str] = field(default_factory=list)  # the first few
     example: str = ""  # the most recent error of this kind
@@ -110,14 +104,14 @@ class TroubleGroup:
 
 def group_trouble(failing: Sequence[FailingTask]) -> list[TroubleGroup]:
     """Failing tasks by kind of error, most urgent kind first; `failing` newest error first."""
-    groups: dict[TroubleKind, TroubleGroup] = {}
+    groups: dict[ErrorKind, TroubleGroup] = {}
     for task in failing:
-        kind = classify(task.error, task.transient)
+        kind = error_kind(task.kind, task.error, task.transient)
         group = groups.setdefault(kind, TroubleGroup(kind, example=task.error))
         group.count += 1
         if len(group.task_ids) < EXAMPLE_IDS:
             group.task_ids.append(task.task_id)
-    order = list(TroubleKind)
+    order = list(ErrorKind)
     return sorted(groups.values(), key=lambda g: order.index(g.kind))
 
 

@@ -15,12 +15,20 @@ from typing import Any
 from monitor.config import PollSettings
 from monitor.deadlines import Facts, Limits, Overrun, next_deadline, overruns
 from monitor.durations import format_duration
-from monitor.errors import JiraError, JiraNotFound, JiraRateLimited
+from monitor.errors import (
+    JiraAuthError,
+    JiraError,
+    JiraNotFound,
+    JiraRateLimited,
+    JiraServerError,
+    JiraUnreachable,
+)
 from monitor.jira import TaskInfo
 from monitor.records import Task
 from monitor.states import (
     CancelOutcome,
     CancelSource,
+    ErrorKind,
     EventKind,
     GoneReason,
     JiraStatus,
@@ -219,6 +227,23 @@ def _timeout_text(overrun: Overrun, action: TimeoutAction) -> str:
     )
 
 
+def error_kind(error: Exception) -> ErrorKind:
+    """The kind of a failed poll's error, stored so that `jtm status` can group tasks by it."""
+    for cls, kind in _ERROR_KINDS:
+        if isinstance(error, cls):
+            return kind
+    return ErrorKind.OTHER
+
+
+_ERROR_KINDS: tuple[tuple[type[JiraError], ErrorKind], ...] = (
+    (JiraAuthError, ErrorKind.CREDENTIALS),
+    (JiraRateLimited, ErrorKind.RATE_LIMITED),
+    (JiraUnreachable, ErrorKind.UNREACHABLE),
+    (JiraServerError, ErrorKind.SERVER_ERROR),
+    (JiraNotFound, ErrorKind.NOT_FOUND),
+)
+
+
 def plan_failure(
     task: Task, error: Exception, now: datetime, poll: PollSettings, jitter: float = 1.0
 ) -> PollPlan:
@@ -236,6 +261,7 @@ def plan_failure(
         "last_error": text,
         "last_error_at": now,
         "last_error_transient": transient,
+        "last_error_kind": error_kind(error),
     }
     events: list[EventSpec] = []
     if errors == 1:

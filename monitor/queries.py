@@ -99,6 +99,7 @@ class FailingTask:
     task_id: str
     error: str
     transient: bool | None
+    kind: str | None  # an ErrorKind; None for an error stored before schema 0004
 
 
 class Queries:
@@ -233,13 +234,20 @@ class Queries:
     def failing_tasks(self) -> list[FailingTask]:
         """Watched tasks whose last poll failed, with the error it left."""
         stmt = (
-            select(TASKS.c.task_id, TASKS.c.last_error, TASKS.c.last_error_transient)
+            select(
+                TASKS.c.task_id,
+                TASKS.c.last_error,
+                TASKS.c.last_error_transient,
+                TASKS.c.last_error_kind,
+            )
             .where(TASKS.c.state == TaskState.WATCHING, TASKS.c.consecutive_errors > 0)
             .order_by(TASKS.c.last_error_at.desc(), TASKS.c.task_id)
         )
         with transaction(self.engine) as conn:
             return [
-                FailingTask(row.task_id, row.last_error or "", row.last_error_transient)
+                FailingTask(
+                    row.task_id, row.last_error or "", row.last_error_transient, row.last_error_kind
+                )
                 for row in conn.execute(stmt)
             ]
 

@@ -59,6 +59,7 @@ class Task(NamedTuple):
     last_error: str | None = None
     last_error_at: datetime | None = None
     last_error_transient: bool | None = None
+    last_error_kind: str | None = None
 
     timed_out: str | None = None
     timeouts_fired: str | None = None

@@ -140,6 +140,7 @@ TASKS = Table(
     Column("last_error", Text),
     Column("last_error_at", UTCDateTime),
     Column("last_error_transient", Boolean),
+    Column("last_error_kind", String(16)),  # an ErrorKind; NULL for errors before schema 0004
     # Timeouts and cancellation. `timed_out` is the first limit that fired; `timeouts_fired`
     # every kind already reported (comma-separated), so each is reported once.
     Column("timed_out", String(8)),

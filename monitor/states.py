@@ -1,4 +1,5 @@
-"""Closed vocabularies, defined once: task states, Jira statuses, event kinds, timeouts."""
+"""Closed vocabularies, defined once: task states, Jira statuses, event kinds, timeouts,
+kinds of error."""
 
 from __future__ import annotations
 
@@ -87,3 +88,14 @@ class CancelOutcome(StrEnum):
     OVERTAKEN = "overtaken"  # the task reached another terminal status first
     REFUSED = "refused"  # Jira answered that the task cannot be cancelled (or another 4xx)
     UNCONFIRMED = "unconfirmed"  # still not terminal after every attempt's grace period
+
+
+class ErrorKind(StrEnum):
+    """Why a task's last poll failed (`tasks.last_error_kind`), most urgent first."""
+
+    CREDENTIALS = "credentials"  # 401/403: nothing will work until an operator acts
+    RATE_LIMITED = "rate_limited"  # 429 (or 503 with Retry-After)
+    UNREACHABLE = "unreachable"  # DNS, connection, TLS, timeout
+    SERVER_ERROR = "server_error"  # 5xx
+    NOT_FOUND = "not_found"  # 404: on its way to "gone"
+    OTHER = "other"  # a body that was not the expected JSON, another 4xx, an internal error

@@ -26,7 +26,7 @@ import click
 from monitor.config import Settings, TimeoutSettings
 from monitor.deadlines import Limits, stored_facts, time_left
 from monitor.durations import format_approx
-from monitor.health import STALE_AFTER_S, DaemonHealth, DaemonState, classify, daemon_health
+from monitor.health import STALE_AFTER_S, DaemonHealth, DaemonState, daemon_health, error_kind
 from monitor.palette import STATUS_COLOURS
 from monitor.queries import Filters, Queries
 from monitor.states import JiraStatus, TaskState
@@ -87,6 +87,7 @@ class Row:
     limit: tuple[str, float] | None
     error: str | None
     timed_out: str | None
+    error_kind: str | None = None  # an ErrorKind, when the error was stored with one
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ def load_view(
             eta_s=eta_seconds(points.get(t.task_id, []), now),
             limit=nearest_limit(t, settings.timeouts, now),
             error=t.last_error if t.consecutive_errors else None,
+            error_kind=t.last_error_kind,
             timed_out=t.timed_out,
         )
         for t in tasks
@@ -278,7 +280,9 @@ def _row_line(row: Row, widths: tuple[int, int, int, int], look: Look) -> str:
     limit_plain, limit_styled = _limit_text(None if ended else row.limit, look)
     if row.error:
         error = row.error.removeprefix(f"get task {row.task_id}: ")
-        note = look(look.fit(f"! {classify(row.error, None)}: {error}", note_w), fg="red")
+        note = look(
+            look.fit(f"! {error_kind(row.error_kind, row.error, None)}: {error}", note_w), fg="red"
+        )
     elif row.timed_out:
         note = look(look.fit(f"timed out ({row.timed_out})", note_w), fg="red")
     else:

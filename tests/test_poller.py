@@ -17,7 +17,7 @@ from monitor.jira import JiraClient, TaskInfo
 from monitor.observation import GONE_AFTER_404S, UNCHANGED_BACKOFF, plan_success
 from monitor.poller import DUE_BATCH, WRITE_GROUP, Poller
 from monitor.simulator import Fault, Simulator, TaskScript
-from monitor.states import EventKind, TaskState
+from monitor.states import ErrorKind, EventKind, TaskState
 from monitor.store import Registration, Store
 from tests.helpers import events, snapshots
 
@@ -312,3 +312,25 @@ def test_a_task_whose_write_fails_costs_only_its_own_poll(
     assert [store.get(i).status for i in ids] == ["ENQUEUED", None, "ENQUEUED"]
     assert [line["task_id"] for line in events_named(logs, "poller.task_failed")] == ["bad"]
     assert store.get("bad").consecutive_errors == 1  # backed off
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        (Fault("status", status=401), ErrorKind.CREDENTIALS),
+        (Fault("rate_limit", retry_after="1"), ErrorKind.RATE_LIMITED),
+        (Fault("status", status=503, retry_after="1"), ErrorKind.RATE_LIMITED),
+        (Fault("status", status=502), ErrorKind.SERVER_ERROR),
+        (Fault("reset"), ErrorKind.UNREACHABLE),
+        (Fault("status", status=404), ErrorKind.NOT_FOUND),
+        (Fault("malformed"), ErrorKind.OTHER),
+    ],
+)
+def test_a_failed_poll_stores_the_kind_of_its_error(
+    fault: Fault, kind: ErrorKind, sim: Simulator, store: Store, poller: Poller
+) -> None:
+    sim.add_task(TaskScript("1", queued_s=FOREVER))
+    store.register(["1"], Registration(), NOW)
+    sim.add_fault(fault)
+    poller.tick(NOW)
+    assert store.get("1").last_error_kind == kind

@@ -13,17 +13,12 @@ from click.testing import CliRunner, Result
 
 from monitor.cli import cli
 from monitor.database import SCHEMA_HEAD
-from monitor.health import (
-    DaemonState,
-    TroubleKind,
-    classify,
-    daemon_health,
-    group_trouble,
-)
+from monitor.health import DaemonState, daemon_health, error_kind, group_trouble
 from monitor.poller import Poller
 from monitor.queries import FailingTask
 from monitor.records import Heartbeat
 from monitor.simulator import Fault, Simulator, TaskScript
+from monitor.states import ErrorKind
 from monitor.store import Registration, Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
@@ -67,27 +62,34 @@ def test_daemon_health(beats: list[Heartbeat], state: DaemonState, others: int) 
     ("error", "transient", "kind"),
     [
         ("get task 1: HTTP 401: credentials rejected (check jira.email and the API token)", False,
-         TroubleKind.CREDENTIALS),
+         ErrorKind.CREDENTIALS),
         ("get task 1: HTTP 403: forbidden: the account is not a Jira admin", False,
-         TroubleKind.CREDENTIALS),
+         ErrorKind.CREDENTIALS),
         ("get task 1: HTTP 429: rate limited (Retry-After 2s; ...)", True,
-         TroubleKind.RATE_LIMITED),
+         ErrorKind.RATE_LIMITED),
         ("get task 1: HTTP 503: rate limited (Retry-After 2s; ...)", True,
-         TroubleKind.RATE_LIMITED),
+         ErrorKind.RATE_LIMITED),
         ("cannot reach https://x.atlassian.net: connection refused", True,
-         TroubleKind.UNREACHABLE),
-        ("get task 1: HTTP 502 Bad Gateway", True, TroubleKind.SERVER_ERROR),
-        ("get task 1: HTTP 404: not found", False, TroubleKind.NOT_FOUND),
-        ("internal error: KeyError('x')", True, TroubleKind.OTHER),
+         ErrorKind.UNREACHABLE),
+        ("get task 1: HTTP 502 Bad Gateway", True, ErrorKind.SERVER_ERROR),
+        ("get task 1: HTTP 404: not found", False, ErrorKind.NOT_FOUND),
+        ("internal error: KeyError('x')", True, ErrorKind.OTHER),
     ],
 )  # fmt: skip
-def test_classify(error: str, transient: bool, kind: TroubleKind) -> None:
-    assert classify(error, transient) == kind
+def test_an_error_stored_without_a_kind_is_read_from_its_text(
+    error: str, transient: bool, kind: ErrorKind
+) -> None:
+    assert error_kind(None, error, transient) == kind
+
+
+def test_a_stored_kind_is_taken_as_it_is() -> None:
+    assert error_kind("unreachable", "get task 1: HTTP 401: no", False) == ErrorKind.UNREACHABLE
+    assert error_kind("no such kind", "get task 1: HTTP 401: no", False) == ErrorKind.CREDENTIALS
 
 
 def test_trouble_is_grouped_most_urgent_first() -> None:
-    failing = [FailingTask(str(i), "HTTP 502 Bad Gateway", True) for i in range(3)]
-    failing += [FailingTask(str(i), "HTTP 401: no", False) for i in range(10, 17)]
+    failing = [FailingTask(str(i), "HTTP 502 Bad Gateway", True, None) for i in range(3)]
+    failing += [FailingTask(str(i), "HTTP 401: no", False, "credentials") for i in range(10, 17)]
     groups = group_trouble(failing)
     assert [(g.kind, g.count) for g in groups] == [("credentials", 7), ("server_error", 3)]
     assert groups[0].task_ids == ["10", "11", "12", "13", "14"]

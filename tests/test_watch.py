@@ -127,6 +127,7 @@ def test_plain_frame() -> None:
 
 def test_frame_says_what_is_wrong() -> None:
     failing = replace(ROW, error="get task 10042: HTTP 401: credentials rejected", limit=None)
+    failing = replace(failing, error_kind="credentials")
     late = replace(ROW, task_id="7", limit=("stall", -90.0), eta_s=None)
     done = replace(ROW, task_id="8", state="finished", status="COMPLETE", progress=100)
     lines = render(view(failing, late, done, daemon=DaemonState.STALE), width=140)
