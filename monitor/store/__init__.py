@@ -1,4 +1,7 @@
-"""All reads and writes of the monitor's data. Nothing else writes SQL.
+"""All writes of the monitor's data, and the daemon's reads. Nothing else writes SQL.
+
+`monitor.store.polls` holds the poll path's prebuilt statements; `monitor.queries` the read
+side of the CLI.
 
 Every method runs in one short transaction of its own (`database.transaction`), so no caller
 can hold a lock across a Jira call. State changes made by the daemon are compare-and-set on
@@ -8,7 +11,6 @@ CLI meanwhile, or polled by another instance, is left alone instead of overwritt
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +20,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
-    Update,
     bindparam,
     delete,
     func,
@@ -33,8 +34,9 @@ from monitor.errors import NotFoundError
 from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
+from monitor.store.polls import EventSpec, PollWrite, event_row, write_poll
 
-EventSpec = tuple[EventKind, str | None]
+__all__ = ["EventSpec", "PollWrite", "RegisterResult", "Registration", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,24 +67,6 @@ class Registration:
 class RegisterResult:
     task_id: str
     outcome: str  # "added", "updated" or "rewatched" (was removed)
-
-
-@dataclass(frozen=True, slots=True)
-class PollWrite:
-    """One poll's outcome, for `task` as `due_tasks` read it.
-
-    `values` are the task's new column values; `snapshot` a new snapshot row to insert, or
-    `touch_snapshot` to move the newest snapshot's `last_seen_at` instead. With
-    `decides_cancel`, the write also requires that no cancel was decided meanwhile (by
-    `jtm cancel`), so one decision is never overwritten by another.
-    """
-
-    task: Task
-    values: dict[str, Any]
-    snapshot: dict[str, Any] | None = None
-    touch_snapshot: bool = False
-    events: tuple[EventSpec, ...] = ()
-    decides_cancel: bool = False
 
 
 def _load_tasks(conn: Connection, stmt: Select[Any]) -> list[Task]:
@@ -131,7 +115,7 @@ class Store:
                 state = existing.get(task_id)
                 if state is None:
                     new_rows.append({**new_row, "task_id": task_id})
-                    events.append(_event(task_id, now, EventKind.REGISTERED, None))
+                    events.append(event_row(task_id, now, EventKind.REGISTERED, None))
                     results.append(RegisterResult(task_id, "added"))
                     continue
                 if state == TaskState.REMOVED:
@@ -140,7 +124,7 @@ class Store:
                 else:
                     updated.append({"key": task_id})
                     results.append(RegisterResult(task_id, "updated"))
-                events.append(_event(task_id, now, EventKind.UPDATED, detail))
+                events.append(event_row(task_id, now, EventKind.UPDATED, detail))
             values: dict[str, Any] = {**option_values, "updated_at": now}
             by_key = TASKS.c.task_id == bindparam("key")
             if updated:
@@ -173,7 +157,7 @@ class Store:
                     )
                 )
                 if result.rowcount == 1:
-                    conn.execute(insert(EVENTS).values(_event(task_id, now, EventKind.REMOVED)))
+                    conn.execute(insert(EVENTS).values(event_row(task_id, now, EventKind.REMOVED)))
                     removed.append(task_id)
         return removed
 
@@ -236,7 +220,7 @@ class Store:
         `BEGIN IMMEDIATE` and a `COMMIT` per poll cost about as much as the writes.
         """
         with transaction(self.engine, write=True) as conn:
-            return [_write_poll(conn, write, now) for write in writes]
+            return [write_poll(conn, write, now) for write in writes]
 
     # -- cancels ---------------------------------------------------------------------------
 
@@ -266,7 +250,7 @@ class Store:
             if result.rowcount != 1:
                 return False
             conn.execute(
-                insert(EVENTS).values(_event(task_id, now, EventKind.CANCEL_REQUESTED, reason))
+                insert(EVENTS).values(event_row(task_id, now, EventKind.CANCEL_REQUESTED, reason))
             )
         return True
 
@@ -325,7 +309,7 @@ class Store:
             )
             if result.rowcount != 1:
                 return False
-            conn.execute(insert(EVENTS).values(_event(task_id, now, *event)))
+            conn.execute(insert(EVENTS).values(event_row(task_id, now, *event)))
         return True
 
     # -- heartbeat -------------------------------------------------------------------------
@@ -378,61 +362,3 @@ class Store:
             total += deleted
             if deleted < batch or not keep_going():
                 return total
-
-
-# The poll path runs once per task per poll: its statements are built once, with bound
-# parameters, so each call costs an execution and not a fresh statement to construct, coerce
-# and cache-key (most of a poll's CPU otherwise).
-_INSERT_SNAPSHOT = insert(SNAPSHOTS)
-_INSERT_EVENTS = insert(EVENTS)
-_TOUCH_NEWEST_SNAPSHOT = (
-    update(SNAPSHOTS)
-    .where(
-        SNAPSHOTS.c.id
-        == select(SNAPSHOTS.c.id)
-        .where(SNAPSHOTS.c.task_id == bindparam("w_task_id"))
-        .order_by(SNAPSHOTS.c.observed_at.desc(), SNAPSHOTS.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    .values(last_seen_at=bindparam("w_now", type_=SNAPSHOTS.c.last_seen_at.type))
-)
-
-
-@functools.lru_cache(maxsize=128)
-def _poll_update(columns: tuple[str, ...], decides_cancel: bool) -> Update:
-    """The compare-and-set UPDATE of one poll that sets `columns`: the task must still be
-    watched and at the poll count read (and without a cancel decision, with
-    `decides_cancel`), or nothing is written."""
-    guards = [
-        TASKS.c.task_id == bindparam("w_task_id"),
-        TASKS.c.state == TaskState.WATCHING,
-        TASKS.c.polls == bindparam("w_polls"),
-    ]
-    if decides_cancel:
-        guards.append(TASKS.c.cancel_requested_at.is_(None))
-    values = {name: bindparam(name, type_=TASKS.c[name].type) for name in columns}
-    return update(TASKS).where(*guards).values(values)
-
-
-def _write_poll(conn: Connection, write: PollWrite, now: datetime) -> bool:
-    task = write.task
-    params = {**write.values, "polls": task.polls + 1, "updated_at": now}
-    statement = _poll_update(tuple(sorted(params)), write.decides_cancel)
-    params |= {"w_task_id": task.task_id, "w_polls": task.polls}
-    if conn.execute(statement, params).rowcount != 1:
-        return False
-    if write.snapshot is not None:
-        conn.execute(_INSERT_SNAPSHOT, {"task_id": task.task_id, **write.snapshot})
-    elif write.touch_snapshot:
-        conn.execute(_TOUCH_NEWEST_SNAPSHOT, {"w_task_id": task.task_id, "w_now": now})
-    if write.events:
-        rows = [_event(task.task_id, now, kind, d) for kind, d in write.events]
-        conn.execute(_INSERT_EVENTS, rows)
-    return True
-
-
-def _event(
-    task_id: str, at: datetime, kind: EventKind, detail: str | None = None
-) -> dict[str, Any]:
-    return {"task_id": task_id, "at": at, "kind": str(kind), "detail": detail}
