@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import base64
 import http.cookiejar
-import json
 import os
-import socket
-import ssl
 from collections.abc import Mapping
 from dataclasses import replace
 from types import TracebackType
@@ -53,6 +50,15 @@ from monitor.errors import (
     JiraServerError,
     JiraUnreachable,
 )
+from monitor.jira.diagnosis import (
+    jira_error_text,
+    json_or_none,
+    origin,
+    origin_and_path,
+    reason,
+    show_id,
+    transport_reason,
+)
 from monitor.jira.pacing import SiteGate, http_date, retry_after_seconds
 from monitor.jira.payload import TaskInfo, parse_task
 
@@ -65,7 +71,6 @@ __all__ = [
 
 DEFAULT_USER_AGENT = f"jira-task-monitor/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024
-_JIRA_TEXT_MAX = 200
 
 
 class _Auth(AuthBase):
@@ -111,7 +116,7 @@ class JiraClient:
         user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
         self._base = _validated_base(settings)
-        self._origin = _origin(self._base)
+        self._origin = origin(self._base)
         self._api = f"{self._base}/rest/api/{settings.api_version}"
         self._settings = settings
         self._token = token
@@ -143,7 +148,7 @@ class JiraClient:
 
     def get_task(self, task_id: str) -> TaskInfo:
         """`GET /task/{id}`: the task as Jira reports it now."""
-        what = f"get task {_show_id(task_id)}"
+        what = f"get task {show_id(task_id)}"
         status, body, headers = self._request("GET", self._task_path(task_id), what)
         try:
             info = parse_task(body, expected_id=task_id)
@@ -160,14 +165,14 @@ class JiraClient:
         to `CANCELLED`, or may still finish. A task that cannot be cancelled is `JiraRefused`
         (400) with Jira's text in the message.
         """
-        what = f"cancel task {_show_id(task_id)}"
+        what = f"cancel task {show_id(task_id)}"
         self._request("POST", self._task_path(task_id) + "/cancel", what)
 
     def myself(self) -> dict[str, object]:
         """`GET /myself`: the authenticated user; a cheap credentials check for `jtm check`."""
         what = "check credentials (GET /myself)"
         status, body, _headers = self._request("GET", "/myself", what)
-        data = _json_or_none(body)
+        data = json_or_none(body)
         if not isinstance(data, dict):
             raise JiraBadResponse(
                 f"{what}: HTTP {status}: body is not a JSON object", status=status
@@ -243,7 +248,7 @@ class JiraClient:
 
     def _http_error(self, what: str, response: requests.Response, body: bytes) -> JiraError:
         status = response.status_code
-        text = self._scrub(_jira_error_text(body) or "")
+        text = self._scrub(jira_error_text(body) or "")
         said = f": {text}" if text else ""
         raw_retry_after = response.headers.get("Retry-After")
         if status == 429 or (status == 503 and raw_retry_after):
@@ -258,9 +263,7 @@ class JiraClient:
                 pause_s=pause,
             )
         if status >= 500:
-            return JiraServerError(
-                f"{what}: HTTP {status} {_reason(response)}{said}", status=status
-            )
+            return JiraServerError(f"{what}: HTTP {status} {reason(response)}{said}", status=status)
         if status == 401:
             hint = (
                 "credentials rejected (check the access token)"
@@ -280,10 +283,10 @@ class JiraClient:
             return JiraNotFound(f"{what}: HTTP 404: not found{said}", status=status)
         if 400 <= status < 500:
             return JiraRefused(
-                f"{what}: HTTP {status}: {text or _reason(response) or 'refused'}", status=status
+                f"{what}: HTTP {status}: {text or reason(response) or 'refused'}", status=status
             )
         if 300 <= status < 400:
-            target = _origin_and_path(response.headers.get("Location", ""))
+            target = origin_and_path(response.headers.get("Location", ""))
             return JiraRefused(
                 f"{what}: HTTP {status}: Jira redirected to {target or 'elsewhere'}; "
                 "check jira.url",
@@ -299,7 +302,7 @@ class JiraClient:
 
     def _transport_message(self, exc: BaseException) -> str:
         timeout = f"{self._settings.timeout_s:g}s"
-        return self._scrub(f"cannot reach {self._origin}: {_transport_reason(exc, timeout)}")
+        return self._scrub(f"cannot reach {self._origin}: {transport_reason(exc, timeout)}")
 
     def _scrub(self, text: str) -> str:
         """Belt and braces: whatever a server echoes, the token never leaves in a message."""
@@ -341,29 +344,6 @@ def _validated_base(settings: JiraSettings) -> str:
     return base
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-
-
-def _origin_and_path(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    if not parts.scheme or not parts.netloc:
-        return _one_line(parts.path, 100)
-    return _one_line(f"{_origin(url)}{parts.path}", 100)
-
-
-def _show_id(task_id: str) -> str:
-    return _one_line(task_id, 64) if task_id.isprintable() else repr(task_id)[:66]
-
-
-def _reason(response: requests.Response) -> str:
-    return _one_line(response.reason or "", 60)
-
-
 def _read_capped(response: requests.Response) -> tuple[bytes, bool]:
     """The body, read (and decompressed) up to `MAX_BODY_BYTES` + 1; True if it was larger."""
     declared = response.headers.get("Content-Length", "")
@@ -377,84 +357,3 @@ def _read_capped(response: requests.Response) -> tuple[bytes, bool]:
         if total > MAX_BODY_BYTES:
             return b"".join(chunks)[: MAX_BODY_BYTES + 1], True
     return b"".join(chunks), False
-
-
-def _jira_error_text(body: bytes) -> str | None:
-    """Jira's error text from `{"errorMessages": [...], "errors": {...}}` or a bare JSON array
-    of strings; None for anything else (an HTML page from a proxy, an empty or cut body)."""
-    data = _json_or_none(body)
-    parts: list[str] = []
-    if isinstance(data, list):
-        parts.extend(item for item in data if isinstance(item, str))
-    elif isinstance(data, dict):
-        messages = data.get("errorMessages")
-        if isinstance(messages, list):
-            parts.extend(item for item in messages if isinstance(item, str))
-        errors = data.get("errors")
-        if isinstance(errors, dict):
-            parts.extend(f"{k}: {v}" for k, v in errors.items() if isinstance(v, str))
-        for key in ("message", "error"):  # gateways in front of Jira use these
-            if isinstance(data.get(key), str):
-                parts.append(data[key])
-    text = _one_line("; ".join(p.strip() for p in parts if p.strip()), _JIRA_TEXT_MAX)
-    return text or None
-
-
-def _json_or_none(body: bytes) -> object:
-    try:
-        return json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):
-        return None
-
-
-def _one_line(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _transport_reason(exc: BaseException, timeout: str) -> str:
-    """A short description of a transport failure, from the exception and its causes."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"connect timeout after {timeout}"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return f"read timeout after {timeout}"
-    chain = _causes(exc)
-    for cause in chain:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            detail = cause.verify_message or "certificate verify failed"
-            return _one_line(f"TLS certificate not trusted ({detail})", 120)
-    if isinstance(exc, requests.exceptions.SSLError) or any(
-        isinstance(c, ssl.SSLError) for c in chain
-    ):
-        return "TLS error"
-    for cause in chain:
-        name = type(cause).__name__
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, ConnectionResetError | BrokenPipeError):
-            return "connection reset"
-        if name == "NameResolutionError" or isinstance(cause, socket.gaierror):
-            return "name resolution failed"
-        if name == "RemoteDisconnected":
-            return "connection closed without a response"
-        if name in ("ReadTimeoutError", "TimeoutError") or isinstance(cause, TimeoutError):
-            return f"read timeout after {timeout}"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "connection broken while reading the response"
-    return "connection error"
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The exception, its arguments that are exceptions, `.reason`, causes and contexts."""
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo and len(seen) < 20:
-        current = todo.pop(0)
-        if any(current is s for s in seen):
-            continue
-        seen.append(current)
-        todo.extend(a for a in current.args if isinstance(a, BaseException))
-        for link in (getattr(current, "reason", None), current.__cause__, current.__context__):
-            if isinstance(link, BaseException):
-                todo.append(link)
-    return seen
