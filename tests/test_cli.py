@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import re
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import cli
+from monitor.cli import COMMAND_MODULES, cli
 from monitor.database import SCHEMA_HEAD, open_database
 from monitor.store import Store
 from tests.helpers import JTM, base_env
@@ -134,7 +136,10 @@ def test_history_newest_first_as_json_and_csv(run, config: Path) -> None:  # typ
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         found.append((*prefix, name))
         if isinstance(command, click.Group):
             found.extend(_commands(command, (*prefix, name)))
@@ -243,3 +248,37 @@ def test_simulate_serves_the_task_api_until_sigterm(tmp_path: Path) -> None:
 def test_simulate_binds_loopback_only(run) -> None:  # type: ignore[no-untyped-def]
     result = run("simulate", "--host", "0.0.0.0")
     assert result.exit_code == 2 and "loopback" in result.output
+
+
+def test_every_command_is_loaded_from_the_module_named_for_it() -> None:
+    ctx = click.Context(cli)
+    for name, module in COMMAND_MODULES.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert command.callback is not None
+        assert command.callback.__module__ == f"monitor.cli.{module}" or isinstance(
+            command, click.Group
+        )
+    defined = {
+        c.name
+        for m in set(COMMAND_MODULES.values())
+        for c in importlib.import_module(f"monitor.cli.{m}").COMMANDS
+    }
+    assert defined == set(COMMAND_MODULES)  # a command missing from the map would be invisible
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    probe = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        "sys.argv = ['jtm', 'history', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('monitor.cli.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    loaded = out.strip().splitlines()[-1]
+    assert "monitor.cli.tasks" in loaded
+    for other in ("inspect", "service", "cancel"):
+        assert f"monitor.cli.{other}'" not in loaded

@@ -2,11 +2,13 @@
 
 Every `MonitorError` becomes one line on stderr and its exit code (see `monitor.errors`); click
 handles usage errors (exit 2). Heavy imports (SQLAlchemy, requests, APScheduler) happen inside
-the commands that need them, so `jtm --help` and friends start fast.
+the commands that need them, and a command's module is imported only when that command runs
+(`COMMAND_MODULES`), so a read command starts with little beyond Python and SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
@@ -15,9 +17,28 @@ from monitor import __version__
 from monitor.cli.context import AppContext
 from monitor.errors import MonitorError
 
+COMMAND_MODULES = {
+    **dict.fromkeys(("add", "remove", "list", "show", "history"), "tasks"),
+    "cancel": "cancel",
+    **dict.fromkeys(("status", "check", "watch"), "inspect"),
+    **dict.fromkeys(("run", "db", "prune", "simulate", "demo"), "service"),
+}
+"""Each command's module under `monitor.cli` (its `COMMANDS`), imported when it is needed."""
+
 
 class JtmGroup(click.Group):
-    """Turns the monitor's errors into a clean message and the contract's exit code."""
+    """Loads commands on first use, and turns the monitor's errors into a clean message and
+    the contract's exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            module = importlib.import_module(f"monitor.cli.{COMMAND_MODULES[cmd_name]}")
+            for command in module.COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -64,16 +85,6 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # no real file descriptor (a test runner's stdout)
         pass
-
-
-def _register() -> None:
-    from monitor.cli import cancel, inspect, service, tasks
-
-    for command in (*tasks.COMMANDS, cancel.cancel, *inspect.COMMANDS, *service.COMMANDS):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

@@ -60,3 +60,6 @@ def cancel(app: AppContext, ref: str) -> None:
         f"cancel of task {task.task_id} requested: Jira accepted it; "
         "the daemon confirms it when the task stops"
     )
+
+
+COMMANDS = (cancel,)
