@@ -94,6 +94,15 @@ SNAPSHOT_COLUMNS = (
 )
 
 
+def prunable(older_than: datetime) -> ColumnElement[bool]:
+    """Snapshots observed before `older_than`, except each task's newest (its latest state)."""
+    newer = SNAPSHOTS.alias("newer")
+    newest = (
+        select(func.max(newer.c.id)).where(newer.c.task_id == SNAPSHOTS.c.task_id).scalar_subquery()
+    )
+    return and_(SNAPSHOTS.c.observed_at < older_than, SNAPSHOTS.c.id != newest)
+
+
 @dataclass(frozen=True, slots=True)
 class FailingTask:
     task_id: str
@@ -269,17 +278,7 @@ class Queries:
 
     def prunable_snapshots(self, older_than: datetime) -> int:
         """How many snapshots `Store.prune_snapshots(older_than)` would delete."""
-        newer = SNAPSHOTS.alias("newer")
-        newest = (
-            select(func.max(newer.c.id))
-            .where(newer.c.task_id == SNAPSHOTS.c.task_id)
-            .scalar_subquery()
-        )
-        stmt = (
-            select(func.count())
-            .select_from(SNAPSHOTS)
-            .where(SNAPSHOTS.c.observed_at < older_than, SNAPSHOTS.c.id != newest)
-        )
+        stmt = select(func.count()).select_from(SNAPSHOTS).where(prunable(older_than))
         with transaction(self.engine) as conn:
             return int(conn.scalar(stmt) or 0)
 

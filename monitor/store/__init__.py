@@ -31,6 +31,7 @@ from sqlalchemy import (
 
 from monitor.database import transaction
 from monitor.errors import NotFoundError
+from monitor.queries import Queries, prunable
 from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
@@ -164,11 +165,8 @@ class Store:
     # -- reads ---------------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task:
-        with transaction(self.engine) as conn:
-            tasks = _load_tasks(conn, select(*TASK_COLUMNS).where(TASKS.c.task_id == task_id))
-        if not tasks:
-            raise NotFoundError(f"not registered: {task_id}")
-        return tasks[0]
+        """One registered task (`Queries.task`); NotFoundError if it is not registered."""
+        return Queries(self.engine).task(task_id)
 
     def count_by_state(self) -> dict[str, int]:
         with transaction(self.engine) as conn:
@@ -343,18 +341,7 @@ class Store:
         Between batches, while more may remain, it asks `keep_going` and stops on a no (the
         daemon is stopping); it is asked only then, so a no means rows may be left.
         """
-        newer = SNAPSHOTS.alias("newer")
-        newest = (
-            select(func.max(newer.c.id))
-            .where(newer.c.task_id == SNAPSHOTS.c.task_id)
-            .scalar_subquery()
-        )
-        doomed = (
-            select(SNAPSHOTS.c.id)
-            .where(SNAPSHOTS.c.observed_at < older_than, SNAPSHOTS.c.id != newest)
-            .limit(batch)
-            .scalar_subquery()
-        )
+        doomed = select(SNAPSHOTS.c.id).where(prunable(older_than)).limit(batch).scalar_subquery()
         total = 0
         while True:
             with transaction(self.engine, write=True) as conn:
