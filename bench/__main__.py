@@ -1,8 +1,9 @@
 """`python -m bench [--smoke] [--only FIGURE ...]`: run the figures, print each as measured,
 then write the JSON results and the table of docs/benchmarks.md.
 
-The full scale writes `bench/results.json` and updates docs/benchmarks.md; the smoke scale
-(what the test suite runs) writes only under `bench-results/` unless told otherwise.
+A full run of every figure writes `bench/results.json` and updates docs/benchmarks.md; a
+smoke run (what the test suite runs) or a run of some figures (`--only`) writes only under
+`bench-results/` unless told otherwise.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     scale = SMOKE if args.smoke else FULL
-    scratch = args.smoke
-    tag = scale.name
+    # A partial or smoke run must not overwrite the committed results of a full one.
+    scratch = args.smoke or bool(args.only)
+    tag = scale.name if not args.only else f"{scale.name}-{'-'.join(args.only)}"
     json_path = args.json or (
         ROOT / "bench-results" / f"{tag}.json" if scratch else ROOT / "bench" / "results.json"
     )
