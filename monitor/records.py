@@ -1,4 +1,4 @@
-"""Typed, immutable records of the rows the daemon and `jtm status` work with.
+"""Typed, immutable records of the task and heartbeat rows the daemon and the CLI work with.
 
 Each record has one field per column of its table (`monitor.schema`), with the column's
 Python type; a test keeps the two in step. Records are named tuples built straight from Core

@@ -4,9 +4,9 @@ The schema itself is created only by the Alembic migrations in `migrations/`; th
 describe it for queries, and a test proves that the two agree. Column names are chosen to be
 read by a person with `sqlite3`: times are UTC, stored as ISO 8601 text on SQLite.
 
-There is no ORM: statements are SQLAlchemy Core, and rows come back as Core rows (the read
-commands) or as the typed records of `monitor.records` (the daemon). Importing the ORM alone
-would cost a CLI command more than its query.
+There is no ORM: statements are SQLAlchemy Core, and rows come back as Core rows or as the
+typed records of `monitor.records` (tasks, heartbeats). Importing the ORM alone would cost a
+CLI command more than its query.
 """
 
 from __future__ import annotations
