@@ -10,10 +10,8 @@ the tick in flight; SIGHUP reloads the config. Under systemd (`monitor.systemd`)
 sends READY=1 once the database is migrated and the scheduler started, STATUS= after every tick,
 WATCHDOG=1 only from ticks that completed, RELOADING=1/READY=1 around a reload, STOPPING=1.
 
-Heartbeat. The row `jtm status` reads is written after every tick, and also during a long tick
-(thousands of due tasks under a low `jira.max_rps`, or a Jira that times out): each Jira call
-that returns refreshes it once the last write is `BEAT_EVERY_S` old, as does the main loop
-while the site is paused. A hung tick makes no calls, so its heartbeat still goes stale.
+Heartbeat (`monitor.heartbeat`). The row `jtm status` reads is written after every tick and
+during a long one, from its Jira calls and from the main loop while the site is paused.
 
 Reload. Everything a tick uses (settings, Jira client, worker pool, poller) is one immutable
 `Runtime`. A reload builds a new one in the main thread and leaves it pending; the next tick
@@ -33,13 +31,12 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerThreadPool
@@ -50,10 +47,11 @@ from monitor import __version__
 from monitor.config import PollSettings, Secret, Settings, load_settings, load_token
 from monitor.database import SCHEMA_HEAD, create_db_engine, ensure_schema
 from monitor.errors import ConfigError, JiraAuthError, JiraError, JiraRateLimited, MonitorError
-from monitor.jira import JiraClient, TaskInfo
+from monitor.heartbeat import HeartbeatWriter
+from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
-from monitor.poller import Poller, TaskApi, TickReport
+from monitor.poller import Poller, TickReport
 from monitor.retention import RETENTION_EVERY_S, apply_retention
 from monitor.states import TaskState
 from monitor.store import Store
@@ -62,8 +60,6 @@ from monitor.systemd import Notifier, Watchdog, counts_text, status_line
 TICK_MIN_S = 0.25
 TICK_MAX_S = 5.0
 STOP_CHECK_S = 0.2
-BEAT_EVERY_S = 30.0
-"""During a long tick the heartbeat is refreshed this often: well inside `STALE_AFTER_S`."""
 
 RESTART_ONLY_KEYS = ("jira.url", "database.url")
 """Keys a reload refuses to change: the daemon's site and database are fixed for its life."""
@@ -131,8 +127,7 @@ class Daemon:
         self._runtime: Runtime | None = None
         self._pending: Runtime | None = None
         self._token: Secret | None = None
-        self._beat_lock = threading.Lock()  # guards _beaten_at
-        self._beaten_at = time.monotonic()  # when the heartbeat was last written
+        self.heartbeat = HeartbeatWriter(self.instance, self.started_at, self.log)
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; the tick in flight is finished first. Returns 0."""
@@ -210,7 +205,7 @@ class Daemon:
                     # the daemon set itself) is not hung: a restart would forget the pause
                     # and hit the site again at once.
                     self.watchdog.feed()
-                    self._beat_if_due(store, time.monotonic())
+                    self.heartbeat.write_if_due(store, time.monotonic())
                 time.sleep(STOP_CHECK_S)
         finally:
             self.notifier.stopping("stopping: finishing the tick in flight")
@@ -225,7 +220,7 @@ class Daemon:
             for item in leftovers:
                 item.close()
                 item.client.gate.close()
-            self._beat(store, stopped=True)
+            self.heartbeat.write(store, stopped=True)
             counts = store.count_by_state()
             engine.dispose()
             self.log.info(
@@ -312,7 +307,7 @@ class Daemon:
         workers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jtm-poll")
         poller = Poller(
             store,
-            _Beating(client, lambda: self._beat_if_due(store, time.monotonic())),
+            self.heartbeat.pulsing(client, store),
             settings.poll,
             settings.timeouts,
             workers,
@@ -363,7 +358,7 @@ class Daemon:
             retired.close()  # the previous tick is over: its workers are idle
         try:
             report = runtime.poller.tick(keep_going=lambda: self._stop_signal is None)
-            self._beat(store, report=report)
+            self.heartbeat.write(store, report)
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.
             self.log.exception("daemon.tick_failed")
@@ -390,60 +385,6 @@ class Daemon:
 
     def _report_status(self, store: Store, report: TickReport) -> None:
         self.notifier.status(status_line(_counts(store), report, datetime.now(UTC)))
-
-    def _beat_if_due(self, store: Store, now: float) -> bool:
-        """Write the heartbeat if the last write is `BEAT_EVERY_S` old at `now` (monotonic).
-
-        Called from any thread (poll workers mid-tick, the main loop); one of them writes.
-        Never raises: a busy database must not fail the poll that called it.
-        """
-        with self._beat_lock:
-            if now - self._beaten_at < BEAT_EVERY_S:
-                return False
-            self._beaten_at = now
-        try:
-            self._beat(store)
-        except Exception as exc:
-            self.log.warning("daemon.heartbeat_failed", error=str(exc))
-            return False
-        return True
-
-    def _beat(self, store: Store, report: TickReport | None = None, stopped: bool = False) -> None:
-        now = datetime.now(UTC)
-        values: dict[str, Any] = {
-            "pid": os.getpid(),
-            "version": __version__,
-            "started_at": self.started_at,
-            "heartbeat_at": now,
-            "next_poll_at": store.next_poll_at(),
-            "stopped_at": now if stopped else None,
-        }
-        if report is not None:
-            values |= {"last_tick_at": now, "last_tick_polls": report.polled}
-        store.beat(self.instance, values)
-        with self._beat_lock:
-            self._beaten_at = max(self._beaten_at, time.monotonic())
-
-
-class _Beating:
-    """The Jira API as the daemon's poller sees it: the client's calls, each followed by
-    `pulse` (which refreshes the heartbeat when it is due), whether the call succeeded or not."""
-
-    def __init__(self, api: TaskApi, pulse: Callable[[], object]) -> None:
-        self._api = api
-        self._pulse = pulse
-
-    def get_task(self, task_id: str) -> TaskInfo:
-        try:
-            return self._api.get_task(task_id)
-        finally:
-            self._pulse()
-
-    def cancel_task(self, task_id: str) -> None:
-        try:
-            self._api.cancel_task(task_id)
-        finally:
-            self._pulse()
 
 
 def _counts(store: Store) -> dict[str, int] | None:

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.config import Secret, Settings
-from monitor.daemon import BEAT_EVERY_S, Daemon
+from monitor.daemon import Daemon
 from monitor.health import DaemonState, daemon_health
+from monitor.heartbeat import BEAT_EVERY_S, HeartbeatWriter
 from monitor.jira.pacing import SiteGate
 from monitor.simulator import Simulator, TaskScript
 from monitor.store import Registration, Store
@@ -22,24 +23,29 @@ def daemon(settings: Settings) -> Daemon:
     return Daemon(settings, env={})
 
 
+@pytest.fixture
+def heartbeat(daemon: Daemon) -> HeartbeatWriter:
+    return daemon.heartbeat
+
+
 def test_a_heartbeat_is_written_once_the_last_is_beat_every_s_old(
-    daemon: Daemon, store: Store
+    heartbeat: HeartbeatWriter, store: Store
 ) -> None:
-    last = daemon._beaten_at
-    assert not daemon._beat_if_due(store, last + BEAT_EVERY_S - 0.001)
+    last = heartbeat.written_at
+    assert not heartbeat.write_if_due(store, last + BEAT_EVERY_S - 0.001)
     assert store.heartbeats() == []
-    assert daemon._beat_if_due(store, last + BEAT_EVERY_S)
+    assert heartbeat.write_if_due(store, last + BEAT_EVERY_S)
     [beat] = store.heartbeats()
     assert beat.stopped_at is None and beat.last_tick_at is None  # alive, mid-tick
     assert daemon_health([beat], datetime.now(UTC)).state == DaemonState.ALIVE
-    assert not daemon._beat_if_due(store, last + 2 * BEAT_EVERY_S - 0.001)
-    assert daemon._beat_if_due(store, last + 2 * BEAT_EVERY_S)
+    assert not heartbeat.write_if_due(store, last + 2 * BEAT_EVERY_S - 0.001)
+    assert heartbeat.write_if_due(store, last + 2 * BEAT_EVERY_S)
 
 
-def test_a_write_after_a_tick_restarts_the_count(daemon: Daemon, store: Store) -> None:
-    last = daemon._beaten_at
-    daemon._beat(store)  # what the end of a tick writes
-    assert not daemon._beat_if_due(store, last + BEAT_EVERY_S - 0.001)
+def test_a_write_after_a_tick_restarts_the_count(heartbeat: HeartbeatWriter, store: Store) -> None:
+    last = heartbeat.written_at
+    heartbeat.write(store)  # what the end of a tick writes
+    assert not heartbeat.write_if_due(store, last + BEAT_EVERY_S - 0.001)
 
 
 @pytest.fixture
@@ -63,7 +69,7 @@ def test_the_polls_of_a_tick_refresh_a_heartbeat_that_is_due(
     poller.tick(now)  # the heartbeat was just written (the daemon's start): none is due
     assert store.heartbeats() == []
 
-    runtime_daemon._beaten_at = time.monotonic() - BEAT_EVERY_S  # as if the tick ran 30 s
+    runtime_daemon.heartbeat.written_at = time.monotonic() - BEAT_EVERY_S  # a tick of 30 s
     report = poller.tick(now + timedelta(hours=1))  # everything is due again
     assert report.polled == 3
     [beat] = store.heartbeats()
