@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from click.testing import CliRunner, Result
@@ -70,7 +71,10 @@ def poller(store: Store, client: JiraClient, settings: Settings) -> Iterator[Pol
         yield Poller(store, client, settings.poll, settings.timeouts, workers, rng=random.Random(7))
 
 
-RunCli = Callable[..., Result]
+class RunCli(Protocol):
+    """The `run` fixture: `jtm --config <config> ARGS...`, with `stdin` as its input."""
+
+    def __call__(self, *args: str, stdin: str | None = None) -> Result: ...
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ import itertools
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol, TypedDict, Unpack
 
 import pytest
 from click.testing import CliRunner
@@ -22,16 +23,39 @@ from monitor.config import PollSettings, Secret, Settings, TimeoutSettings
 from monitor.jira import JiraClient
 from monitor.poller import Poller
 from monitor.simulator import Fault, Simulator, TaskScript
-from monitor.states import CancelOutcome, CancelSource, EventKind, TaskState
+from monitor.states import CancelOutcome, CancelSource, EventKind, TaskState, TimeoutAction
 from monitor.store import Registration, Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import Daemon, base_env, events, write_config
 
 NOW = datetime.now(UTC)
 HOURS = 3600.0
-RUNNING_FOR_2H = {"queued_s": 0, "run_s": 100 * HOURS, "started_ago_s": 2 * HOURS}
 
-MakePoller = Callable[..., Poller]
+
+class Phases(TypedDict):
+    """The `TaskScript` fields that place a task in its lifecycle."""
+
+    queued_s: float
+    run_s: float
+    started_ago_s: float
+
+
+RUNNING_FOR_2H: Phases = {"queued_s": 0, "run_s": 100 * HOURS, "started_ago_s": 2 * HOURS}
+
+
+class Timeouts(TypedDict, total=False):
+    """The fields of `TimeoutSettings`, as keyword arguments."""
+
+    total_s: float | None
+    queued_s: float | None
+    run_s: float | None
+    stall_s: float | None
+    action: TimeoutAction
+    cancel_grace_s: float
+
+
+class MakePoller(Protocol):
+    def __call__(self, **timeouts: Unpack[Timeouts]) -> Poller: ...
 
 
 class FakeClock:
@@ -55,15 +79,15 @@ def at(seconds: float) -> datetime:
 def make_poller(store: Store, client: JiraClient) -> Iterator[MakePoller]:
     with ThreadPoolExecutor(4) as workers:
 
-        def make(**timeouts: float | str) -> Poller:
-            settings = TimeoutSettings(**timeouts)  # type: ignore[arg-type]
+        def make(**timeouts: Unpack[Timeouts]) -> Poller:
+            settings = TimeoutSettings(**timeouts)
             poll = PollSettings(interval_s=1.0, max_interval_s=4.0, concurrency=4)
             return Poller(store, client, poll, settings, workers, rng=random.Random(3))
 
         yield make
 
 
-def named(logs: list[dict[str, object]], event: str) -> list[dict[str, object]]:
+def named(logs: list[MutableMapping[str, Any]], event: str) -> list[MutableMapping[str, Any]]:
     return [line for line in logs if line["event"] == event]
 
 
@@ -200,7 +224,7 @@ def test_the_next_poll_is_no_later_than_the_nearest_deadline(
         store.register(["7"], Registration(run_s=110), NOW)
         poll = PollSettings(interval_s=1.0, max_interval_s=4.0, concurrency=2)
         poller = Poller(store, client, poll, TimeoutSettings(), workers, rng=random.Random(3))
-        polled_at = []
+        polled_at: list[float] = []
         when = NOW
         while store.get("7").timed_out is None and len(polled_at) < 20:
             clock.advance_to(clock.start + (when - NOW).total_seconds())

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from monitor.cli import COMMAND_MODULES, cli
 from monitor.database import SCHEMA_HEAD, open_database
 from monitor.store import Store
+from tests.conftest import RunCli
 from tests.helpers import JTM, base_env
 
 SHOW_KEYS = {
@@ -32,7 +33,7 @@ def _store(config: Path) -> Store:
     return Store(open_database(f"sqlite:///{config.parent / 'monitor.db'}"))
 
 
-def test_add_list_show_remove(run, config: Path) -> None:  # type: ignore[no-untyped-def]
+def test_add_list_show_remove(run: RunCli, config: Path) -> None:
     result = run("add", "10042", "https://x.atlassian.net/rest/api/3/task/10043/", "--run", "2h",
                  "--action", "warn", "--label", "reindex")  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -67,7 +68,7 @@ def test_add_list_show_remove(run, config: Path) -> None:  # type: ignore[no-unt
     assert "timeline" in run("show", "10043").output
 
 
-def test_add_reads_ids_from_stdin(run) -> None:  # type: ignore[no-untyped-def]
+def test_add_reads_ids_from_stdin(run: RunCli) -> None:
     result = run("add", "-", stdin="1 2\n# a comment\n3  # another\n\n")
     assert result.exit_code == 0, result.output
     assert len(json.loads(run("list", "--json").output)) == 3
@@ -87,7 +88,7 @@ def test_add_reads_ids_from_stdin(run) -> None:  # type: ignore[no-untyped-def]
         (["history", "--json", "--csv"], "one of"),
     ],
 )
-def test_bad_input_is_exit_2_with_a_message(run, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_exit_2_with_a_message(run: RunCli, args: list[str], message: str) -> None:
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.output
@@ -96,7 +97,7 @@ def test_bad_input_is_exit_2_with_a_message(run, args: list[str], message: str) 
 
 
 @pytest.mark.parametrize("args", [["show", "9"], ["remove", "9"], ["history", "9"]])
-def test_unknown_id_is_exit_3(run, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_id_is_exit_3(run: RunCli, args: list[str]) -> None:
     result = run(*args)
     assert result.exit_code == 3
     assert "not registered: 9" in result.output
@@ -110,7 +111,7 @@ def test_bad_config_is_exit_78(tmp_path: Path) -> None:
     assert "poll.interval" in result.output and "often" in result.output
 
 
-def test_history_newest_first_as_json_and_csv(run, config: Path) -> None:  # type: ignore[no-untyped-def]
+def test_history_newest_first_as_json_and_csv(run: RunCli, config: Path) -> None:
     run("add", "1", "2")
     store = _store(config)
     start = datetime.now(UTC) - timedelta(hours=3)
@@ -177,7 +178,7 @@ def test_shell_completion_scripts_are_produced(shell: str, marker: str) -> None:
     assert marker in result.stdout and "_JTM_COMPLETE" in result.stdout
 
 
-def test_completion_offers_commands_options_and_registered_ids(run, config: Path) -> None:  # type: ignore[no-untyped-def]
+def test_completion_offers_commands_options_and_registered_ids(run: RunCli, config: Path) -> None:
     run("add", "10042", "10043", "20001")
 
     def complete(words: str) -> list[str]:
@@ -204,7 +205,7 @@ def test_completion_offers_commands_options_and_registered_ids(run, config: Path
     assert complete(f"jtm --config {config.parent / 'none.toml'} show 1") == []
 
 
-def test_db_upgrade_creates_then_reports_current(run) -> None:  # type: ignore[no-untyped-def]
+def test_db_upgrade_creates_then_reports_current(run: RunCli) -> None:
     first = run("db", "upgrade")
     assert first.exit_code == 0
     assert f"none -> {SCHEMA_HEAD}" in first.output
@@ -245,7 +246,7 @@ def test_simulate_serves_the_task_api_until_sigterm(tmp_path: Path) -> None:
         assert proc.wait(timeout=30) == 0
 
 
-def test_simulate_binds_loopback_only(run) -> None:  # type: ignore[no-untyped-def]
+def test_simulate_binds_loopback_only(run: RunCli) -> None:
     result = run("simulate", "--host", "0.0.0.0")
     assert result.exit_code == 2 and "loopback" in result.output
 

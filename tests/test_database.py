@@ -54,7 +54,8 @@ def test_new_database_is_created_at_head_with_wal(tmp_path: Path) -> None:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
+        busy_timeout = conn.execute(text("PRAGMA busy_timeout")).scalar()
+        assert busy_timeout is not None and busy_timeout >= 1000
     engine.dispose()
     assert path.exists()
 
@@ -153,7 +154,9 @@ def test_utc_datetimes_are_stored_as_sqlalchemy_stores_them(value: datetime) -> 
     text = UTC_BIND(value)
     assert text == SA_BIND(naive)
     assert SA_RESULT is not None and UTC_RESULT is not None
-    assert UTC_RESULT(text) == SA_RESULT(text).replace(tzinfo=UTC) == value.astimezone(UTC)
+    sa_value = SA_RESULT(text)
+    assert sa_value is not None
+    assert UTC_RESULT(text) == sa_value.replace(tzinfo=UTC) == value.astimezone(UTC)
     assert UTC_RESULT(text).tzinfo is UTC
 
 
@@ -162,7 +165,9 @@ def test_utc_datetimes_are_stored_as_sqlalchemy_stores_them(value: datetime) -> 
 )
 def test_utc_datetimes_written_by_hand_are_read_as_sqlalchemy_reads_them(text: str) -> None:
     assert SA_RESULT is not None and UTC_RESULT is not None
-    assert UTC_RESULT(text) == SA_RESULT(text).replace(tzinfo=UTC)
+    sa_value = SA_RESULT(text)
+    assert sa_value is not None
+    assert UTC_RESULT(text) == sa_value.replace(tzinfo=UTC)
 
 
 def test_a_naive_datetime_is_refused() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import pytest
 
@@ -20,13 +20,31 @@ def s(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def facts(skew: float = 0.0, **fields: Any) -> Facts:
+class Times(TypedDict, total=False):
+    """Every field of `Facts` but `status` and `observed_at`: what Jira and our clock said."""
+
+    submitted: datetime | None
+    started: datetime | None
+    last_update: datetime | None
+    elapsed_runtime_ms: int | None
+    server_time: datetime | None
+    last_change_at: datetime | None
+    watched_since: datetime | None
+
+
+class FactFields(Times, total=False):
+    """The fields of `Facts` a test sets by name; `observed_at` comes from the skew."""
+
+    status: str
+
+
+def facts(skew: float = 0.0, **fields: Unpack[FactFields]) -> Facts:
     """An observation made when Jira's clock read J0 and ours read J0 + skew."""
-    base: dict[str, Any] = {"status": "RUNNING", "observed_at": J0 + s(skew)}
-    return Facts(**(base | fields))
+    base: FactFields = {"status": "RUNNING"}
+    return Facts(observed_at=J0 + s(skew), **(base | fields))
 
 
-RUNNING_2H = {
+RUNNING_2H: Times = {
     "submitted": J0 - s(7300),
     "started": J0 - s(7200),
     "elapsed_runtime_ms": 7_200_000,

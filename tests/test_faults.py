@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
 
@@ -31,8 +32,11 @@ def _http_date_in(seconds: float) -> str:
     return formatdate(time.time() + seconds, usegmt=True)
 
 
-# name: (faults, seconds of silence expected after the first 429/503, event expected)
-SCENARIOS = {
+# (faults, seconds of silence expected after the first 429/503, status of the error expected)
+Scenario = tuple[Callable[[], list[Fault]], float, int | None]
+
+# name: scenario
+SCENARIOS: dict[str, Scenario] = {
     "429, Retry-After in seconds": (lambda: [Fault("rate_limit", retry_after="2")], 2.0, None),
     # An HTTP date has whole seconds, and the fault is hit a moment after it is made: the
     # silence owed is a good second or two shorter than the date's distance.

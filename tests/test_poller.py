@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -29,7 +29,7 @@ def later(seconds: float) -> datetime:
     return NOW + timedelta(seconds=seconds)
 
 
-def events_named(logs: list[dict[str, object]], name: str) -> list[dict[str, object]]:
+def events_named(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
     return [line for line in logs if line["event"] == name]
 
 
@@ -81,7 +81,9 @@ def test_unchanged_polls_write_no_rows_and_back_off(
     assert intervals == pytest.approx(expected)
     [snap] = snapshots(store, "1")  # six polls, one row
     assert snap.observed_at == NOW
-    assert snap.last_seen_at == store.get("1").last_seen_at > NOW
+    last_seen_at = store.get("1").last_seen_at
+    assert last_seen_at is not None
+    assert snap.last_seen_at == last_seen_at > NOW
     assert store.get("1").polls == 6
 
 
