@@ -10,10 +10,10 @@ Timeline of a script added at `created` (seconds on the simulator clock):
     start              created + queued_s, or created - started_ago_s when that is set
     progress p% at     start + run_s * p / end      (each whole percent moves lastUpdate)
     finish             start + run_s, at end%       (never, when stall_at is set)
+    cancel accepted c  CANCEL_REQUESTED from c, CANCELLED at c + cancel_delay_s
 
 where `end` is the progress the task ends at (`TaskScript.end_progress`): 100 for a task that
 completes, less for one that fails or dies partway through, as a real failure does.
-    cancel accepted c  CANCEL_REQUESTED from c, CANCELLED at c + cancel_delay_s
 """
 
 from __future__ import annotations
