@@ -2,8 +2,10 @@
 
 `Poller.tick(now)` is a plain function of the database, Jira and `now`: the scheduler only
 calls it, and tests call it directly with a chosen `now`. Each task is read, then polled with
-no transaction open, then written back in one short compare-and-set transaction, so a task the
-CLI removed meanwhile is not resurrected, and a crash between poll and write loses one poll.
+no transaction open, then written back with a compare-and-set on its own row, so a task the
+CLI removed meanwhile is not resurrected. Answers that came back together share one short
+write transaction (`WRITE_GROUP`); a crash between poll and write loses those polls, which
+are simply made again.
 
 Deciding what a poll means is pure (`monitor.observation`); applying and logging the
 decision is `Poller`'s part. A task whose processing raises is isolated: it is logged, backed
