@@ -25,8 +25,12 @@ class Result:
     baseline_label: str = ""
     goal: str = ""
     holds: bool | None = None
-    ratio: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        """`value` / `baseline`; None without a baseline."""
+        return None if self.baseline is None else ratio(self.value, self.baseline)
 
     def line(self) -> str:
         text = f"{self.title}: {_num(self.value)} {self.unit}"
@@ -60,7 +64,11 @@ def _num(value: float) -> str:
 
 def save_json(path: Path, machine: dict[str, Any], scale: str, results: list[Result]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"scale": scale, "machine": machine, "results": [asdict(r) for r in results]}
+    document = {
+        "scale": scale,
+        "machine": machine,
+        "results": [asdict(r) | {"ratio": r.ratio} for r in results],
+    }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
@@ -101,7 +109,8 @@ def update_markdown(path: Path, table: str) -> None:
 
 
 def result_from_json(data: dict[str, Any]) -> Result:
-    return Result(**data)
+    """A saved result; its `ratio` is derived again from `value` and `baseline`."""
+    return Result(**{k: v for k, v in data.items() if k != "ratio"})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench import report as bench_report
+
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = {"cpu", "throughput", "memory", "storage", "cli", "registration"}
 
@@ -40,4 +42,13 @@ def test_bench_smoke_runs_every_figure(tmp_path: Path) -> None:
     for result in document["results"]:
         assert math.isfinite(result["value"]), result
         assert result["holds"] in (True, False, None)
+        if result["baseline"] is not None:
+            assert result["ratio"] == pytest.approx(result["value"] / result["baseline"])
     assert "| figure |" in markdown.read_text()
+    redrawn = tmp_path / "redrawn.md"
+    redrawn.write_text("# Benchmarks\n")
+    bench_report.main([str(results), str(redrawn)])  # the saved results draw the same table
+    assert (
+        redrawn.read_text().split(bench_report.BEGIN)[1]
+        == markdown.read_text().split(bench_report.BEGIN)[1]
+    )

@@ -131,7 +131,6 @@ def run(scale: Scale, sim: object, workdir: Path) -> list[Result]:
                 unit="ms",
                 baseline=base * 1000,
                 baseline_label='python -c "import sqlalchemy"',
-                ratio=value_ratio,
                 goal=f"<= {GOAL}x",
                 holds=value_ratio <= GOAL,
                 details={

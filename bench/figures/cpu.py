@@ -69,7 +69,6 @@ def run(scale: Scale, sim: SimProcess, workdir: Path) -> list[Result]:
                 unit="µs",
                 baseline=bare,
                 baseline_label="bare requests+json+sqlite3",
-                ratio=value_ratio,
                 goal=f"<= {GOAL}x",
                 holds=value_ratio <= GOAL,
                 details=details,

@@ -21,7 +21,7 @@ from bench.harness import (
     wait_until,
     write_config,
 )
-from bench.report import Result, ratio
+from bench.report import Result
 from bench.scale import Scale
 
 GOAL_MB = 80.0
@@ -66,7 +66,6 @@ def run(scale: Scale, sim: SimProcess, workdir: Path) -> list[Result]:
             unit="MiB",
             baseline=imports,
             baseline_label="python importing the same libraries",
-            ratio=ratio(peak, imports),
             goal=f"<= {GOAL_MB:g} MiB",
             holds=peak <= GOAL_MB,
             details={

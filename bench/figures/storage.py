@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.child import InlineExecutor
 from bench.harness import EMAIL, TOKEN
-from bench.report import Result, ratio
+from bench.report import Result
 from bench.scale import Scale
 
 DAY_S = 86_400.0
@@ -145,7 +145,6 @@ def run(scale: Scale, sim: object, workdir: Path) -> list[Result]:
                 unit="rows",
                 baseline=data["polls"],
                 baseline_label="polls",
-                ratio=ratio(data["snapshot_rows"], data["polls"]),
                 goal=goal,
                 holds=holds,
                 details={k: v for k, v in data.items() if not k.endswith("bytes")},

@@ -130,7 +130,6 @@ def requested_rate(scale: Scale, sim: SimProcess, workdir: Path) -> Result:
         unit="polls/s",
         baseline=requested,
         baseline_label="requested",
-        ratio=share,
         goal=f">= {RATE_GOAL:.0%} of requested",
         holds=share >= RATE_GOAL,
         details=details,
@@ -187,7 +186,6 @@ def ceiling(scale: Scale, sim: SimProcess, workdir: Path) -> Result:
         unit="polls/s",
         baseline=bare_rate,
         baseline_label="bare client",
-        ratio=value_ratio,
         goal=f">= {CEILING_GOAL}x",
         holds=value_ratio >= CEILING_GOAL,
         details={
