@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Table
 
-from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
+from monitor.records import Heartbeat, Task
 from monitor.schema import HEARTBEATS, TASKS
 from monitor.states import TaskState
 from monitor.store import Registration, Store
@@ -27,11 +27,6 @@ def test_a_record_has_one_field_per_column_with_the_same_nullability(
     assert sorted(record._fields) == sorted(table.c.keys())
     for name, annotation in record.__annotations__.items():
         assert ("None" in str(annotation)) == table.c[name].nullable, name
-
-
-def test_the_selected_columns_follow_the_fields() -> None:
-    assert [c.name for c in TASK_COLUMNS] == list(Task._fields)
-    assert [c.name for c in HEARTBEAT_COLUMNS] == list(Heartbeat._fields)
 
 
 def test_a_task_read_back_is_the_task_written(store: Store) -> None:
