@@ -11,9 +11,11 @@ unknown name suggests the closest valid one. The token never appears in a messag
 
 from __future__ import annotations
 
+import base64
 import os
 import pwd
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -193,17 +195,23 @@ def load_token(settings: Settings, env: Mapping[str, str] | None = None) -> Secr
     systemd credential `$CREDENTIALS_DIRECTORY/jira-token`; surrounding whitespace is stripped.
 
     A configured token file that cannot be read or is empty is an error, not a reason to look
-    further. Raises ConfigError when no token is found; no message ever contains the token.
+    further; so is one that other users may read or write (as ssh refuses such a private key:
+    the token is the account's password). A systemd credential is exempt: systemd makes its
+    copy and sets its mode. A bearer token must be Latin-1 text, which is all that an HTTP
+    header can carry. Raises ConfigError when no token is found; no message ever contains
+    the token.
     """
     env = os.environ if env is None else env
+    bearer = settings.jira.auth == "bearer"
     if settings.jira.token_file is not None:
-        return _read_token(settings.jira.token_file, "jira.token_file")
+        return _read_token(settings.jira.token_file, "jira.token_file", bearer, private=True)
     if text := env.get(TOKEN_ENV, "").strip():
-        return Secret(_checked_token(text, TOKEN_ENV))
+        return Secret(_checked_token(text, TOKEN_ENV, bearer))
     if credentials := env.get("CREDENTIALS_DIRECTORY", ""):
         path = Path(credentials) / TOKEN_CREDENTIAL
         if _exists(path):
-            return _read_token(path, f"the systemd credential {TOKEN_CREDENTIAL}")
+            what = f"the systemd credential {TOKEN_CREDENTIAL}"
+            return _read_token(path, what, bearer, private=False)
     raise ConfigError(
         f"no Jira token: set jira.token_file, {TOKEN_ENV}, or the systemd credential "
         f"{TOKEN_CREDENTIAL}"
@@ -272,22 +280,48 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
 
 
-def _read_token(path: Path, what: str) -> Secret:
+def credential_forms(jira: JiraSettings, token: Secret) -> tuple[str, ...]:
+    """Every form in which the token travels, each of which must be scrubbed wherever text
+    leaves the program: the token itself, the base64 of `email:token` that basic auth sends
+    (which holds no copy of the token's text), and the whole `Authorization` header values."""
+    raw = token.reveal()
+    forms = [raw, f"Bearer {raw}"]
+    if jira.email:
+        pair = base64.b64encode(f"{jira.email}:{raw}".encode()).decode("ascii")
+        forms += [pair, f"Basic {pair}"]
+    return tuple(forms)
+
+
+def _read_token(path: Path, what: str, bearer: bool, *, private: bool) -> Secret:
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        with path.open("rb") as fh:
+            mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+            if private and mode & 0o077:
+                raise ConfigError(
+                    f"{what} {path} is open to other users (mode {mode:04o}): make it private "
+                    f"with `chmod 600 {path}`"
+                )
+            text = fh.read().decode("utf-8").strip()
     except UnicodeDecodeError:
         raise ConfigError(f"cannot read {what} {path}: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if not text:
         raise ConfigError(f"{what} {path} is empty")
-    return Secret(_checked_token(text, f"{what} {path}"))
+    return Secret(_checked_token(text, f"{what} {path}", bearer))
 
 
-def _checked_token(token: str, origin: str) -> str:
+def _checked_token(token: str, origin: str, bearer: bool) -> str:
     # A space or newline inside would break the Authorization header (or smuggle another one).
     if any(ch.isspace() or not ch.isprintable() for ch in token):
         raise ConfigError(f"the Jira token in {origin} contains whitespace or control characters")
+    # Basic auth sends base64 of UTF-8; a bearer token goes in the header as it is, and HTTP
+    # headers carry Latin-1 only (requests would fail on every request, not at start).
+    if bearer and not token.isascii() and any(ord(ch) > 0xFF for ch in token):
+        raise ConfigError(
+            f"the Jira token in {origin} has characters outside Latin-1, which an HTTP "
+            "Authorization header cannot carry: check that it is the right bearer token"
+        )
     return token
 
 

@@ -44,7 +44,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import __version__
-from monitor.config import PollSettings, Secret, Settings, load_settings, load_token
+from monitor.config import (
+    PollSettings,
+    Secret,
+    Settings,
+    credential_forms,
+    load_settings,
+    load_token,
+)
 from monitor.database import SCHEMA_HEAD, create_db_engine, ensure_schema
 from monitor.errors import ConfigError, JiraAuthError, JiraError, JiraRateLimited, MonitorError
 from monitor.heartbeat import HeartbeatWriter
@@ -143,7 +150,8 @@ class Daemon:
     def _run(self) -> int:
         settings = self.settings
         self._token = load_token(settings, self.env)
-        register_secret(self._token.reveal())
+        for form in credential_forms(settings.jira, self._token):
+            register_secret(form)
         engine = create_db_engine(settings.database.url)
         try:
             before = ensure_schema(engine, "upgrade")
@@ -274,7 +282,8 @@ class Daemon:
             self.log.error("daemon.reload_failed", error=str(exc), config=_path(old.source))
             self.notifier.ready(f"reload failed, old config kept: {exc}")
             return
-        register_secret(token.reveal())
+        for form in credential_forms(new.jira, token):
+            register_secret(form)
         self._token = token
         if runtime is not None:
             with self._swap:

@@ -30,6 +30,11 @@ _BARE = re.compile(_NUMBER)
 # "1h 30m" reads as an operator means it.
 _PART = re.compile(rf"({_NUMBER})\s*([a-z]+)\s*")
 
+MAX_SECONDS = 36500 * 86400.0
+"""The longest duration accepted: 36500d, about 100 years. Longer ones are mistakes, and
+they break date arithmetic (a time past the year 9999, a wait beyond what a thread can
+wait), so they are refused where they are read rather than failing at every use."""
+
 
 def parse_duration(text: str | int | float) -> float:
     """Return the duration `text` describes, in seconds (>= 0, finite).
@@ -40,15 +45,15 @@ def parse_duration(text: str | int | float) -> float:
     components is ignored. Zero is accepted; whether zero is allowed is the caller's rule.
 
     Raises `ValueError` with a short reason (no context) for anything else: empty text,
-    negative or non-finite values, booleans, unknown units, repeated or out-of-order units,
-    malformed numbers such as "1.5.5s".
+    negative or non-finite values, values above `MAX_SECONDS`, booleans, unknown units,
+    repeated or out-of-order units, malformed numbers such as "1.5.5s".
     """
     # bool is an int subclass; `verify_tls = true` given where a duration belongs is a mistake.
     if isinstance(text, bool):
         raise ValueError("expected a duration, not a boolean")
     if isinstance(text, int | float):
         try:
-            return _checked(float(text))
+            return _bounded(float(text))
         except OverflowError:  # an int beyond float's range
             raise ValueError("must be a finite number") from None
 
@@ -58,7 +63,7 @@ def parse_duration(text: str | int | float) -> float:
     if cleaned.startswith("-"):
         raise ValueError("must not be negative")
     if _BARE.fullmatch(cleaned):
-        return _checked(float(Decimal(cleaned)))
+        return _bounded(float(Decimal(cleaned)))
 
     total = Decimal(0)
     seen: set[int] = set()
@@ -80,7 +85,13 @@ def parse_duration(text: str | int | float) -> float:
         pos = match.end()
     # Decimal keeps each component exact, so the one rounding happens here and "750ms"
     # is exactly float(0.75), which the round trip through format_duration relies on.
-    return _checked(float(total))
+    return _bounded(float(total))
+
+
+def _bounded(seconds: float) -> float:
+    if _checked(seconds) > MAX_SECONDS:
+        raise ValueError(f"must be at most {format_duration(MAX_SECONDS)} (about 100 years)")
+    return seconds
 
 
 def _checked(seconds: float) -> float:

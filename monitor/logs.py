@@ -2,10 +2,14 @@
 renderer, one line per event on stdout.
 
 `json` renders one JSON object per line (what journald and `jq` want); `console` renders
-aligned, coloured text for a person at a terminal; `auto` picks console on a TTY. Every line
+aligned, coloured text for a person at a terminal; `auto` picks console on a TTY. Every event
 passes `redact`, which replaces each registered secret wherever it appears (in any value, at
-any depth) and truncates oversized values, so a token cannot reach the journal even by way of
-an exception message.
+any depth) and truncates oversized values; then the rendered line itself is scrubbed again
+(`scrub_text`), because a renderer adds text of its own (the console renderer formats an
+exception's traceback and message after every processor has run), so a token cannot reach
+the journal or a terminal even by way of an exception message. In `console` format, the
+control characters of values are shown escaped (`monitor.terminal.visible`), as in every
+other human output.
 
 Under systemd, stdout is a stream to journald, which gives every line of a stream the same
 priority unless the line starts with a syslog prefix `<N>` (`SyslogLevelPrefix=yes`, systemd's
@@ -17,6 +21,7 @@ Anywhere else (a terminal, a pipe, a file) there is no prefix.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -27,6 +32,7 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from monitor.systemd import is_journal_stream
+from monitor.terminal import visible
 
 MAX_VALUE_CHARS = 2000
 _REDACTED = "********"
@@ -37,16 +43,29 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 def register_secret(value: str) -> None:
-    """Never let `value` be rendered: every occurrence is replaced by asterisks."""
+    """Never let `value` be rendered: every occurrence is replaced by asterisks.
+
+    Register every form a secret travels in (`monitor.config.credential_forms`): the raw
+    token, and the base64 of `email:token` that basic auth sends, which contains no copy of
+    the token's text."""
     if len(value) >= 4:  # a one-letter "secret" would blank out every log line
         _secrets.add(value)
+        # As a renderer writes it: JSON escapes (`\"`, `\u00e9`), repr() escapes.
+        _secrets.add(json.dumps(value)[1:-1])
+        _secrets.add(repr(value)[1:-1])
+
+
+def scrub_text(text: str) -> str:
+    """`text` with every registered secret replaced by asterisks."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
 
 
 def _scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
-        for secret in _secrets:
-            if secret in value:
-                value = value.replace(secret, _REDACTED)
+        value = scrub_text(value)
         if len(value) > MAX_VALUE_CHARS:
             value = value[:MAX_VALUE_CHARS] + f"... ({len(value) - MAX_VALUE_CHARS} more chars)"
         return value
@@ -66,6 +85,25 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     for key, value in event_dict.items():
         event_dict[key] = _scrub(value)
     return event_dict
+
+
+def escape_controls(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog processor for the console: text values with control characters escaped, so
+    that Jira's text cannot act on the terminal the log is read on."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = visible(value)
+    return event_dict
+
+
+class _Scrubbed:
+    """A renderer whose output is scrubbed of secrets once more, after rendering."""
+
+    def __init__(self, renderer: Any) -> None:
+        self._renderer = renderer
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
+        return scrub_text(str(self._renderer(logger, method, event_dict)))
 
 
 def order_keys(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
@@ -125,7 +163,7 @@ def configure_logging(
         tail: list[Any] = [structlog.processors.format_exc_info, redact, order_keys]
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
-        tail = [redact]
+        tail = [redact, escape_controls]
     handler = logging.StreamHandler(stream)
     formatter = _PriorityPrefixFormatter if level_prefix else structlog.stdlib.ProcessorFormatter
     handler.setFormatter(
@@ -134,7 +172,7 @@ def configure_logging(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 *tail,
-                renderer,
+                _Scrubbed(renderer),
             ],
         )
     )

@@ -53,6 +53,10 @@ DEADLINE_MARGIN_S = 0.25
 MIN_POLL_GAP_S = 0.5
 
 MAX_STORED_RESULT_CHARS = 65_536
+MAX_STORED_TEXT_CHARS = 4_000
+"""Jira's `message` and `description` are kept up to this many characters (with a marker
+that they were cut): a message is stored with every snapshot, and a site that sends 300 KB
+ones would otherwise fill a small disk in seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +75,19 @@ class PollPlan:
     decides_cancel: bool = False
 
 
+def stored_text(text: str | None, limit: int = MAX_STORED_TEXT_CHARS) -> str | None:
+    """`text` as stored: at most `limit` characters, then a marker saying how much was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}...(truncated: {len(text) - limit} more chars)"
+
+
 def json_result(result: object) -> str | None:
+    """Jira's `result` as stored: JSON text, cut (with the marker) past its limit; a cut one
+    is no longer JSON, and is read back as text."""
     if result is None:
         return None
-    text = json.dumps(result, ensure_ascii=False, default=str)
-    return text[:MAX_STORED_RESULT_CHARS]
+    return stored_text(json.dumps(result, ensure_ascii=False, default=str), MAX_STORED_RESULT_CHARS)
 
 
 def _next_poll(now: datetime, interval_s: float, jitter: float, due: datetime | None) -> datetime:
@@ -105,11 +117,12 @@ def plan_success(
     """
     first = task.first_seen_at is None
     status_changed = task.status != info.status
+    message = stored_text(info.message)  # compared as stored, or a cut one always differs
     changed = (
         first
         or status_changed
         or task.progress != info.progress
-        or task.message != info.message
+        or task.message != message
         or task.jira_last_update_at != info.last_update
     )
     cancel_open = task.cancel_requested_at is not None and task.cancel_outcome is None
@@ -121,8 +134,8 @@ def plan_success(
     values: dict[str, Any] = {
         "status": info.status,
         "progress": info.progress,
-        "message": info.message,
-        "description": info.description,
+        "message": message,
+        "description": stored_text(info.description),
         "result": json_result(info.result),
         "elapsed_runtime_ms": info.elapsed_runtime_ms,
         "jira_submitted_at": info.submitted,
@@ -203,7 +216,7 @@ def plan_success(
             "last_seen_at": now,
             "status": info.status,
             "progress": info.progress,
-            "message": info.message,
+            "message": message,
             "elapsed_runtime_ms": info.elapsed_runtime_ms,
             "jira_last_update_at": info.last_update,
         }

@@ -2,7 +2,9 @@
 
 A task ID is 1 to 64 letters, digits, `-` and `_` (Jira's are numeric, but typed as strings).
 A URL is accepted when its path ends in `/rest/api/{2|3}/task/{ID}`: that is what Jira's
-`303 See Other` points at. Anything else is a usage error naming what was wrong.
+`303 See Other` points at. Given the configured site (`jira.url`), a URL must also be on it:
+the monitor polls every task on that site, so a task URL of another site would name a
+different task there. Anything else is a usage error naming what was wrong.
 """
 
 from __future__ import annotations
@@ -31,10 +33,15 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def parse_task_id(text: str) -> str:
-    """A task ID from a bare ID or a task URL; raises UsageError (exit 2) otherwise."""
+def parse_task_id(text: str, site: str | None = None) -> str:
+    """A task ID from a bare ID or a task URL; raises UsageError (exit 2) otherwise.
+
+    With `site` (the configured `jira.url`), a task URL must be on that site: the same
+    scheme, host and port, and the path of `site` (an OAuth base names a cloud ID) before
+    `/rest/api/`.
+    """
     if "://" in text:
-        return _from_url(text)
+        return _from_url(text, site)
     if TASK_ID.fullmatch(text):
         return text
     if not text:
@@ -46,7 +53,14 @@ def parse_task_id(text: str) -> str:
     )
 
 
-def _from_url(text: str) -> str:
+def _site_of(url: str) -> tuple[str, str, int | None, str]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
+def _from_url(text: str, site: str | None) -> str:
     try:
         parts = urlsplit(text)
         host = parts.hostname or ""
@@ -73,4 +87,11 @@ def _from_url(text: str) -> str:
     task_id = match.group(1)
     if not TASK_ID.fullmatch(task_id):
         raise UsageError(f"invalid task URL {_shown(text)}: {_shown(task_id)} is not a task ID")
+    if site is not None:
+        base = parts._replace(path=parts.path[: match.start()]).geturl()
+        if _site_of(base) != _site_of(site):
+            raise UsageError(
+                f"task URL {_shown(text)} is not on the configured site: it names a task of "
+                f"{_shown(base)}, and jira.url is {_shown(site)}"
+            )
     return task_id

@@ -16,7 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, TextIO
@@ -31,6 +31,7 @@ from monitor.palette import STATUS_COLOURS
 from monitor.queries import Filters, Queries
 from monitor.states import JiraStatus, TaskState
 from monitor.store import Store
+from monitor.terminal import visible
 
 ETA_POINTS = 20
 """Snapshots the progress slope is taken over: recent enough to follow a change of pace."""
@@ -235,13 +236,16 @@ ID_MAX, STATUS_MAX, AGE_W, ETA_W, LIMIT_W = 20, 16, 6, 7, 17
 
 
 def render(view: View, width: int, height: int | None = None, look: Look = PLAIN) -> list[str]:
-    """The lines of one frame, none wider than `width` columns; at most `height` lines."""
+    """The lines of one frame, none wider than `width` columns; at most `height` lines.
+
+    Text from Jira and labels is shown with its control characters escaped."""
     lines = [_header(view, width, look)]
     if not view.rows:
         lines.append("no watched tasks: `jtm add ID` registers one")
         return lines
-    id_w = min(max(len(r.task_id) for r in view.rows), ID_MAX)
-    status_w = min(max(len(r.status or "-") for r in view.rows), STATUS_MAX)
+    rows = [_visible_row(r) for r in view.rows]
+    id_w = min(max(len(r.task_id) for r in rows), ID_MAX)
+    status_w = min(max(len(r.status or "-") for r in rows), STATUS_MAX)
     fixed = id_w + status_w + AGE_W + ETA_W + LIMIT_W + 5 + 2 * 6
     bar_w = min(max((width - fixed) // 2, 10), 30)  # the rest is the note's
     note_w = max(width - fixed - bar_w, 0)
@@ -256,14 +260,28 @@ def render(view: View, width: int, height: int | None = None, look: Look = PLAIN
     ]
     titles = "  ".join(t.ljust(w) for t, w in columns).rstrip()
     lines.append(look(look.fit(titles, width), bold=True))
-    room = len(view.rows) if height is None else max(height - 3, 1)
-    shown = view.rows if len(view.rows) <= room else view.rows[: room - 1]
+    room = len(rows) if height is None else max(height - 3, 1)
+    shown = rows if len(rows) <= room else rows[: room - 1]
     widths = (id_w, bar_w, status_w, note_w)
     lines.extend(_row_line(row, widths, look) for row in shown)
-    if len(shown) < len(view.rows):
-        more = len(view.rows) - len(shown)
+    if len(shown) < len(rows):
+        more = len(rows) - len(shown)
         lines.append(look.fit(f"and {more} more: narrow with --label, --status or IDs", width))
     return lines
+
+
+def _visible_row(row: Row) -> Row:
+    def shown(text: str | None) -> str | None:
+        return None if text is None else visible(text)
+
+    return replace(
+        row,
+        task_id=visible(row.task_id),
+        label=shown(row.label),
+        status=shown(row.status),
+        error=shown(row.error),
+        timed_out=shown(row.timed_out),
+    )
 
 
 def _row_line(row: Row, widths: tuple[int, int, int, int], look: Look) -> str:

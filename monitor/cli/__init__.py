@@ -16,6 +16,7 @@ import click
 from monitor import __version__
 from monitor.cli.context import AppContext
 from monitor.errors import MonitorError
+from monitor.terminal import visible
 
 COMMAND_MODULES = {
     **dict.fromkeys(("add", "remove", "list", "show", "history"), "tasks"),
@@ -44,7 +45,7 @@ class JtmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MonitorError as exc:
-            click.echo(f"jtm: error: {exc}", err=True)
+            click.echo(f"jtm: error: {visible(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except BrokenPipeError:
             # `jtm history --csv | head`: the reader left. Say nothing; stop like other tools.

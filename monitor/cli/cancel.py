@@ -9,7 +9,6 @@ import click
 from monitor.cli.context import AppContext, pass_app
 from monitor.errors import OperationFailed
 from monitor.states import CancelSource, TaskState
-from monitor.taskref import parse_task_id
 
 
 @click.command()
@@ -33,7 +32,7 @@ def cancel(app: AppContext, ref: str) -> None:
 
     settings = app.settings()
     store = app.store()
-    task = store.get(parse_task_id(ref))
+    task = store.get(app.task_id(ref))
     if task.state != TaskState.WATCHING:
         raise OperationFailed(f"task {task.task_id} is {task.state}: there is nothing to cancel")
     token = load_token(settings)

@@ -28,6 +28,13 @@ class AppContext:
             self._settings = load_settings(self.config_path)
         return self._settings
 
+    def task_id(self, ref: str) -> str:
+        """The task ID in `ref`, a bare ID or a task URL (`monitor.taskref`); a task URL must
+        be on the configured site (`jira.url`, when one is set). UsageError otherwise."""
+        from monitor.taskref import parse_task_id
+
+        return parse_task_id(ref, self.settings().jira.url)
+
     def engine(self) -> Engine:
         """The database, at the current schema (a new one is created)."""
         if self._engine is None:

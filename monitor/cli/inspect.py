@@ -12,7 +12,7 @@ from monitor.cli.context import AppContext, pass_app
 from monitor.cli.options import complete_task_id, output_format
 from monitor.cli.output import emit_json, iso
 from monitor.cli.params import DURATION, JIRA_STATUS
-from monitor.taskref import parse_task_id
+from monitor.terminal import visible
 
 if TYPE_CHECKING:
     from monitor.checks import Check
@@ -115,7 +115,7 @@ def _daemon_line(health: DaemonHealth) -> str:
     if beat is None:
         return click.style("none has run on this database: start `jtm run`", fg="red", bold=True)
     age = _ago(health.age_s or 0.0)
-    who = f"pid {beat.pid} on {beat.instance.rsplit(':', 1)[0]}, version {beat.version}"
+    who = visible(f"pid {beat.pid} on {beat.instance.rsplit(':', 1)[0]}, version {beat.version}")
     if health.state == DaemonState.ALIVE:
         up = _ago((beat.heartbeat_at - beat.started_at).total_seconds()).removesuffix(" ago")
         line = click.style("alive", fg="green") + f": heartbeat {age} ({who}, up {up})"
@@ -139,10 +139,11 @@ def _print_status(report: StatusReport, url: str) -> None:
         if group is None:
             text = "none"
         else:
-            ids = ", ".join(group.task_ids) + (", ..." if group.count > len(group.task_ids) else "")
+            ids = visible(", ".join(group.task_ids))
+            ids += ", ..." if group.count > len(group.task_ids) else ""
             noun = "task" if group.count == 1 else "tasks"
             text = click.style(f"{group.kind}: {group.count} {noun}", fg="red") + f" ({ids})"
-            text += f": {group.example}"
+            text += f": {visible(group.example)}"
         lines.append(("trouble" if i == 0 else "", text))
     if report.next_poll is None:
         lines.append(("next poll", "none: no watched task"))
@@ -158,7 +159,8 @@ def _print_status(report: StatusReport, url: str) -> None:
     lines.append(
         (
             "database",
-            f"{describe_url(url)}: {size}, {report.snapshots:,} snapshots, schema {report.schema}",
+            f"{visible(describe_url(url))}: {size}, {report.snapshots:,} snapshots, "
+            f"schema {visible(str(report.schema))}",
         )
     )
     for key, text in lines:
@@ -203,9 +205,9 @@ def check(ctx: click.Context, app: AppContext, fmt: str) -> None:
 
 def _print_check(check: Check) -> None:
     mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red", bold=True)
-    click.echo(f"{mark}  {check.name:<11}  {check.detail}")
+    click.echo(f"{mark}  {check.name:<11}  {visible(check.detail)}")
     if check.fix:
-        click.echo(f"{'':<4}  {'':<11}  fix: {check.fix}")
+        click.echo(f"{'':<4}  {'':<11}  fix: {visible(check.fix)}")
 
 
 @click.command()
@@ -245,7 +247,7 @@ def watch(
     from monitor.watch import View, load_view, run
 
     store, queries, settings = app.store(), app.queries(), app.settings()
-    ids = tuple(parse_task_id(ref) for ref in refs)
+    ids = tuple(app.task_id(ref) for ref in refs)
     filters = Filters(statuses=statuses, labels=labels, task_ids=ids)
     tty = sys.stdout.isatty()
 

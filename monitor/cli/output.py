@@ -14,6 +14,7 @@ import click
 
 from monitor.durations import format_approx
 from monitor.palette import STATE_COLOURS, STATUS_COLOURS
+from monitor.terminal import visible
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
@@ -178,12 +179,27 @@ def emit_json_list(items: Iterable[dict[str, Any]]) -> None:
     out.flush()
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: None is empty, and text that a spreadsheet would take for a
+    formula (it begins with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading
+    `'`, as OWASP advises against CSV injection; numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def emit_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-    """CSV with a header row, written as rows come (no row is kept in memory)."""
+    """CSV with a header row, written as rows come (no row is kept in memory); every cell
+    passes `csv_cell`."""
     writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
     sys.stdout.flush()
 
 
@@ -212,8 +228,17 @@ def _styled(cell: CellLike, width: int) -> str:
     return click.style(padded, fg=cell.fg, dim=cell.dim or None, bold=cell.bold or None)
 
 
+def _visible_cell(cell: CellLike) -> CellLike:
+    if isinstance(cell, Cell):
+        return cell._replace(text=visible(cell.text))
+    return visible(cell)
+
+
 def emit_table(headers: Sequence[str], rows: Sequence[Sequence[CellLike]]) -> None:
-    """Left-aligned columns, two spaces apart; header bold and cells coloured on a terminal."""
+    """Left-aligned columns, two spaces apart; header bold and cells coloured on a terminal.
+
+    Control characters in cells are shown escaped (`monitor.terminal.visible`)."""
+    rows = [[_visible_cell(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(_text(cell))) for w, cell in zip(widths, row, strict=True)]

@@ -10,6 +10,7 @@ from click.shell_completion import CompletionItem
 
 from monitor.durations import parse_duration
 from monitor.states import JiraStatus
+from monitor.terminal import has_unsafe, visible
 
 
 class Duration(click.ParamType[float, Any]):
@@ -85,3 +86,26 @@ class JiraStatusParam(click.ParamType[str, Any]):
 
 
 JIRA_STATUS = JiraStatusParam()
+
+
+class LabelParam(click.ParamType[str, Any]):
+    """A task's label: any text without control characters (a bad one is exit 2).
+
+    A label is printed by every human output; refusing control characters here keeps a
+    label's escape sequences out of the database, not only off the screen."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if has_unsafe(text):
+            self.fail(
+                f"{visible(text)!r} contains control characters (escapes, line breaks, "
+                "bidi controls); a label must be plain text",
+                param,
+                ctx,
+            )
+        return text
+
+
+LABEL = LabelParam()

@@ -28,24 +28,24 @@ from monitor.cli.output import (
     task_json,
     task_row,
 )
-from monitor.cli.params import DURATION
+from monitor.cli.params import DURATION, LABEL
 from monitor.errors import UsageError
 from monitor.states import EventKind, TaskState, TimeoutAction
-from monitor.taskref import parse_task_id
+from monitor.terminal import visible
 
 if TYPE_CHECKING:
     from monitor.queries import Filters
 
 
-def _read_ids(refs: tuple[str, ...]) -> list[str]:
+def _read_ids(app: AppContext, refs: tuple[str, ...]) -> list[str]:
     """Task IDs from arguments; `-` reads more from stdin (whitespace separated, # comments)."""
     ids: list[str] = []
     for ref in refs:
         if ref == "-":
             for line in sys.stdin:
-                ids.extend(parse_task_id(word) for word in line.split("#", 1)[0].split())
+                ids.extend(app.task_id(word) for word in line.split("#", 1)[0].split())
         else:
-            ids.append(parse_task_id(ref))
+            ids.append(app.task_id(ref))
     if not ids:
         raise UsageError("no task IDs given")
     return ids
@@ -58,7 +58,7 @@ def _read_ids(refs: tuple[str, ...]) -> list[str]:
 @click.option("--run", "run_", type=DURATION, help="Limit on run time from Jira's started time.")
 @click.option("--stall", type=DURATION, help="Limit on time with no progress while running.")
 @click.option("--action", type=click.Choice([a.value for a in TimeoutAction]), help="On timeout.")
-@click.option("--label", help="A note to recognise the task by.")
+@click.option("--label", type=LABEL, help="A note to recognise the task by.")
 @pass_app
 def add(
     app: AppContext,
@@ -82,7 +82,7 @@ def add(
     """
     from monitor.store import Registration
 
-    ids = _read_ids(refs)
+    ids = _read_ids(app, refs)
     options = Registration(label, total, queued, run_, stall, action)
     results = app.store().register(ids, options, datetime.now(UTC))
     by_outcome: dict[str, list[str]] = {}
@@ -103,7 +103,7 @@ def remove(app: AppContext, refs: tuple[str, ...]) -> None:
     Example:
       jtm remove 10042
     """
-    ids = _read_ids(refs)
+    ids = _read_ids(app, refs)
     removed = app.store().remove(ids, datetime.now(UTC))
     already = [t for t in dict.fromkeys(ids) if t not in removed]
     if removed:
@@ -113,7 +113,7 @@ def remove(app: AppContext, refs: tuple[str, ...]) -> None:
 
 
 @click.command(name="list")
-@click.option("--all", "all_", is_flag=True, help="Tasks in every state.")
+@click.option("--all", "all_", is_flag=True, help="Tasks in every state, not only watched ones.")
 @filter_options(what="tasks", time_of="registered")
 @output_format(csv=True)
 @pass_app
@@ -131,8 +131,6 @@ def list_(app: AppContext, all_: bool, filters: Filters, fmt: str) -> None:
     """
     if not (all_ or filters.states or filters.statuses):
         filters = replace(filters, states=(TaskState.WATCHING,))
-    elif all_:
-        filters = replace(filters, states=())
     tasks = app.queries().tasks(filters)
     if fmt == "json":
         emit_json_list(task_json(task) for task in tasks)
@@ -167,7 +165,7 @@ def show(app: AppContext, ref: str, kinds: tuple[str, ...], filters: Filters, fm
       jtm show 10042 --kind status_changed --kind finished --json
     """
     queries = app.queries()
-    task = queries.task(parse_task_id(ref))
+    task = queries.task(app.task_id(ref))
     events = queries.events(task.task_id, filters, kinds)
     data = task_json(task, events)
     if fmt == "json":
@@ -178,10 +176,10 @@ def show(app: AppContext, ref: str, kinds: tuple[str, ...], filters: Filters, fm
         if key in ("events", "jira", "limits", "result") or value is None:
             continue
         shown = progress_text(value) if key == "progress" else value
-        click.echo(f"{key.ljust(width)}  {shown}")
+        click.echo(f"{key.ljust(width)}  {visible(str(shown))}")
     limits = {k: v for k, v in data["limits"].items() if v is not None}
     if limits:
-        click.echo(f"{'limits'.ljust(width)}  {limits}")
+        click.echo(f"{'limits'.ljust(width)}  {visible(str(limits))}")
     click.secho("\ntimeline", bold=True)
     emit_table(
         ("AT", "EVENT", "DETAIL"), [[iso(e.at) or "", e.kind, e.detail or ""] for e in events]
@@ -205,7 +203,7 @@ def history(app: AppContext, ref: str | None, filters: Filters, fmt: str) -> Non
       jtm history --since 2026-03-01 --until 2026-03-02 --limit 0 --csv > march-1.csv
     """
     if ref is not None:
-        filters = replace(filters, task_ids=(app.queries().task(parse_task_id(ref)).task_id,))
+        filters = replace(filters, task_ids=(app.queries().task(app.task_id(ref)).task_id,))
     with app.queries().snapshots(filters) as snapshots:
         rows = (snapshot_json(s) for s in snapshots)
         if fmt == "json":

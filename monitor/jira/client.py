@@ -38,7 +38,7 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from monitor import __version__
-from monitor.config import JiraSettings, Secret
+from monitor.config import JiraSettings, Secret, credential_forms
 from monitor.errors import (
     ConfigError,
     JiraAuthError,
@@ -305,9 +305,12 @@ class JiraClient:
         return self._scrub(f"cannot reach {self._origin}: {transport_reason(exc, timeout)}")
 
     def _scrub(self, text: str) -> str:
-        """Belt and braces: whatever a server echoes, the token never leaves in a message."""
-        secret = self._token.reveal()
-        return text.replace(secret, "********") if len(secret) >= 4 else text
+        """Belt and braces: whatever a server echoes (the token, or the whole Authorization
+        header it was sent), no form of the credentials leaves in a message."""
+        for form in credential_forms(self._settings, self._token):
+            if len(form) >= 4:
+                text = text.replace(form, "********")
+        return text
 
 
 # -- helpers --------------------------------------------------------------------------------
