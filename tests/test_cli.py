@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from monitor.cli import COMMAND_MODULES, cli
 from monitor.database import SCHEMA_HEAD, open_database
@@ -85,6 +85,12 @@ def test_add_reads_ids_from_stdin(run: RunCli) -> None:
         (["add", "https://x.atlassian.net/rest/api/3/issue/1"], "must end in"),
         (["add", "1", "--run", "soon"], "not a duration"),
         (["add", "1", "--action", "explode"], "explode"),
+        (["add", "1", "--run", "99999999999d"], "must be at most 36500d"),
+        (["add", "1", "--label", "a\x1b]0;owned\x07b"], "control characters"),
+        (["add", "1", "--label", "line\roverwritten"], "control characters"),
+        (["add", "1", "--label", "\u202egnp.exe"], "control characters"),
+        (["add", "1", "--label", "c1 \x9b2J"], "control characters"),
+        (["history", "--since", "99999999999d"], "neither a duration ago"),
         (["history", "--json", "--csv"], "one of"),
     ],
 )
@@ -93,6 +99,7 @@ def test_bad_input_is_exit_2_with_a_message(run: RunCli, args: list[str], messag
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+    assert "\x1b" not in result.output and "\u202e" not in result.output
     assert json.loads(run("list", "--all", "--json").output) == []  # nothing was written
 
 
@@ -133,6 +140,74 @@ def test_history_newest_first_as_json_and_csv(run: RunCli, config: Path) -> None
     parsed = list(csv.DictReader(io.StringIO(run("history", "--csv").output)))
     assert list(parsed[0])[: len(HISTORY_KEYS)] == HISTORY_KEYS
     assert [r["progress"] for r in parsed] == ["30", "20", "10", "0"]
+
+
+def test_list_all_keeps_the_state_filter(run: RunCli) -> None:
+    assert run("add", "1", "2", "3").exit_code == 0
+    assert run("remove", "2").exit_code == 0
+
+    def listed(*args: str) -> list[str]:
+        result = run("list", *args, "--json")
+        assert result.exit_code == 0, result.output
+        return sorted(t["task_id"] for t in json.loads(result.output))
+
+    assert listed("--all") == ["1", "2", "3"]
+    assert listed("--all", "--state", "removed") == ["2"]  # filters combine; --all widens only
+    assert listed("--all", "--state", "finished") == []
+    assert listed("--state", "watching", "--state", "removed", "--all") == ["1", "2", "3"]
+    assert listed() == ["1", "3"]
+
+
+def test_a_task_url_of_another_site_is_refused_naming_both(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[jira]\nurl = "https://example.atlassian.net"\nemail = "ops@example.com"\n'
+        f'[database]\nurl = "sqlite:///{tmp_path / "monitor.db"}"\n'
+    )
+
+    def run(*args: str, stdin: str | None = None) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(config), *args], input=stdin)
+
+    other = "https://other-site.example/rest/api/3/task/3"
+    for args, stdin in (
+        (["add", other], None), (["add", "-"], other), (["show", other], None),
+        (["remove", other], None), (["cancel", other], None), (["watch", other], None),
+    ):  # fmt: skip
+        result = run(*args, stdin=stdin)
+        assert result.exit_code == 2, (args, result.output)
+        assert "other-site.example" in result.output and "example.atlassian.net" in result.output
+    assert run("add", "https://example.atlassian.net:443/rest/api/2/task/4/").exit_code == 0
+    assert run("add", "https://EXAMPLE.atlassian.net/rest/api/3/task/5").exit_code == 0
+    listed = json.loads(run("list", "--json").output)
+    assert sorted(t["task_id"] for t in listed) == ["4", "5"]  # task 3 was never registered
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(run: RunCli, config: Path) -> None:
+    assert run("add", "1", "--label", '=HYPERLINK("http://evil.example","x")').exit_code == 0
+    assert run("add", "2", "--label", "@SUM(1+1)").exit_code == 0
+    assert run("add", "3", "--label", 'plain, with "quotes"').exit_code == 0
+    store = _store(config)
+    at = datetime.now(UTC)
+    for task_id, message in (("1", "+1+cmd|' /C calc'!A0"), ("2", "-2+3"), ("3", "\t=1")):
+        snapshot = {"observed_at": at, "last_seen_at": at, "status": "RUNNING",
+                    "progress": 5, "message": message}  # fmt: skip
+        values = {"status": "RUNNING", "progress": 5, "message": message}
+        assert store.record_poll(store.get(task_id), values, at, snapshot=snapshot)
+    store.engine.dispose()
+    dangerous = ("=", "+", "-", "@", "\t", "\r")
+
+    tasks = {r["task_id"]: r for r in csv.DictReader(io.StringIO(run("list", "--csv").output))}
+    assert tasks["1"]["label"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert tasks["2"]["label"] == "'@SUM(1+1)"
+    assert tasks["3"]["label"] == 'plain, with "quotes"'
+    assert tasks["1"]["message"] == "'+1+cmd|' /C calc'!A0"
+    assert tasks["1"]["progress"] == "5"
+    history = list(csv.DictReader(io.StringIO(run("history", "--csv").output)))
+    assert {r["message"] for r in history} == {"'+1+cmd|' /C calc'!A0", "'-2+3", "'\t=1"}
+    for row in [*tasks.values(), *history]:
+        assert not any(str(v).startswith(dangerous) for v in row.values()), row
+    # JSON stays exact.
+    assert {t["label"] for t in json.loads(run("list", "--json").output)} >= {"@SUM(1+1)"}
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -38,6 +38,14 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def write_token(path: Path, content: str | bytes) -> Path:
+    """A token file as it should be: readable and writable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    path.chmod(0o600)
+    return path
+
+
 def load(tmp_path: Path, text: str, env: dict[str, str]) -> Settings:
     return load_settings(write(tmp_path / "conf" / "config.toml", text), env)
 
@@ -483,6 +491,30 @@ def test_huge_numbers_are_config_errors(
     assert len(message) < 300
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[poll]\ninterval = "99999999999d"',
+        '[poll]\nmax_interval = "36501d"',
+        "[poll]\ninterval = 1e300",
+        '[jira]\ntimeout = "9999999999999999s"',
+        '[timeouts]\nrun = "99999999999d"',
+        '[timeouts]\ncancel_grace = "999999h"',
+        '[retention]\nsnapshots = "99999999d"',
+    ],
+)
+def test_durations_beyond_a_hundred_years_are_refused_at_load(
+    tmp_path: Path, env: dict[str, str], text: str
+) -> None:
+    # Accepted, they failed later at every use (OverflowError in every tick).
+    assert "must be at most 36500d" in config_error(tmp_path, text, env)
+
+
+def test_the_longest_duration_is_accepted(tmp_path: Path, env: dict[str, str]) -> None:
+    settings = load(tmp_path, '[retention]\nsnapshots = "36500d"', env)
+    assert settings.retention.snapshots_s == 36500 * 86400
+
+
 def test_unreadable_config_is_a_config_error(tmp_path: Path, env: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(tmp_path, env)  # a directory
@@ -564,7 +596,7 @@ def settings_with_token_file(tmp_path: Path, env: dict[str, str], token_file: st
 def test_token_order(tmp_path: Path, env: dict[str, str]) -> None:
     creds = tmp_path / "creds"
     write(creds / "jira-token", "from-credential\n")
-    write(tmp_path / "conf" / "token", "  from-file\n")
+    write_token(tmp_path / "conf" / "token", "  from-file\n")
     env["CREDENTIALS_DIRECTORY"] = str(creds)
     env["JTM_JIRA_TOKEN"] = "from-env"
     with_file = settings_with_token_file(tmp_path, env, "token")
@@ -600,11 +632,8 @@ def test_bad_token_file_never_shows_its_content(
     tmp_path: Path, env: dict[str, str], content: str | bytes | None, reason: str
 ) -> None:
     path = tmp_path / "conf" / "token"
-    if isinstance(content, str):
-        write(path, content)
-    elif isinstance(content, bytes):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+    if content is not None:
+        write_token(path, content)
     env["JTM_JIRA_TOKEN"] = "never-used-when-the-file-is-set"
     settings = settings_with_token_file(tmp_path, env, "token")
     with pytest.raises(ConfigError) as info:
@@ -629,8 +658,57 @@ def test_bad_credential_and_env_token(tmp_path: Path, env: dict[str, str]) -> No
     assert CANARY not in str(info.value)
 
 
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o602, 0o644, 0o660])
+def test_a_token_file_open_to_others_is_refused_with_the_chmod_to_run(
+    tmp_path: Path, env: dict[str, str], mode: int
+) -> None:
+    path = write_token(tmp_path / "conf" / "token", CANARY)
+    path.chmod(mode)
+    settings = settings_with_token_file(tmp_path, env, "token")
+    with pytest.raises(ConfigError) as info:
+        load_token(settings, env)
+    assert f"mode {mode:04o}" in str(info.value)
+    assert f"chmod 600 {path}" in str(info.value)
+    assert info.value.exit_code == 78
+    assert CANARY not in str(info.value)
+    path.chmod(0o400)  # read-only for its owner is private too
+    assert load_token(settings, env).reveal() == CANARY
+
+
+def test_a_systemd_credential_is_exempt_from_the_mode_check(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # systemd makes the copy and chooses its mode; the service cannot change it.
+    path = write(tmp_path / "creds" / "jira-token", CANARY)
+    path.chmod(0o644)
+    env["CREDENTIALS_DIRECTORY"] = str(path.parent)
+    assert load_token(load(tmp_path, "", env), env).reveal() == CANARY
+
+
+@pytest.mark.parametrize("where", ["file", "env"])
+def test_a_bearer_token_beyond_latin_1_is_a_config_error(
+    tmp_path: Path, env: dict[str, str], where: str
+) -> None:
+    token = "tok\u20ac\u4e2d-" + CANARY  # the euro sign and a CJK character
+    if where == "file":
+        write_token(tmp_path / "conf" / "token", token)
+        config = '[jira]\nauth = "bearer"\ntoken_file = "token"'
+    else:
+        env["JTM_JIRA_TOKEN"] = token
+        config = '[jira]\nauth = "bearer"'
+    settings = load(tmp_path, config, env)
+    with pytest.raises(ConfigError, match="outside Latin-1") as info:
+        load_token(settings, env)
+    assert CANARY not in str(info.value)
+    # Basic auth sends base64 of UTF-8, which carries any character; Latin-1 is a header's.
+    env["JTM_JIRA_TOKEN"] = token
+    assert load_token(load(tmp_path, "", env), env).reveal() == token
+    env["JTM_JIRA_TOKEN"] = "caf\u00e9-" + CANARY
+    assert load_token(load(tmp_path, '[jira]\nauth = "bearer"', env), env)
+
+
 def test_canary_never_in_settings_or_secret_repr(tmp_path: Path, env: dict[str, str]) -> None:
-    write(tmp_path / "conf" / "token", CANARY)
+    write_token(tmp_path / "conf" / "token", CANARY)
     settings = settings_with_token_file(tmp_path, env, "token")
     token = load_token(settings, env)
     assert token.reveal() == CANARY

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from monitor import logs
+from monitor.config import JiraSettings, Secret, credential_forms
+from monitor.logs import LogFormat
 
 
 @pytest.fixture
@@ -76,3 +79,40 @@ def test_console_format_is_not_json(stream: io.StringIO) -> None:
     assert "daemon.started" in stream.getvalue()
     with pytest.raises(json.JSONDecodeError):
         json.loads(stream.getvalue())
+
+
+def test_every_form_of_the_credentials_is_scrubbed(stream: io.StringIO) -> None:
+    jira = JiraSettings(url="https://x.atlassian.net", email="ops@example.com")
+    token = Secret("canary-FORMS-77c2")
+    for form in credential_forms(jira, token):
+        logs.register_secret(form)
+    basic = base64.b64encode(b"ops@example.com:canary-FORMS-77c2").decode()
+    log = logs.get_logger()
+    log.warning("jira.error", error=f"echoed Authorization: Basic {basic}")
+    log.warning("jira.error", error=f"echoed {basic}", nested={"h": f"Bearer {token.reveal()}"})
+    logging.getLogger("urllib3").error("header %s", f"Basic {basic}")
+    text = stream.getvalue()
+    assert basic not in text and token.reveal() not in text
+    assert basic[:20] not in text  # no part of it is left around the asterisks
+    assert text.count("********") >= 4
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_exception_text_is_redacted_after_rendering(stream: io.StringIO, fmt: LogFormat) -> None:
+    logs.configure_logging(fmt, "info", stream=stream)
+    logs.register_secret("canary-EXC-5b7e")
+    try:
+        raise RuntimeError('boom "canary-EXC-5b7e"')
+    except RuntimeError:
+        logs.get_logger().exception("poller.task_failed")
+    text = stream.getvalue()
+    assert "boom" in text and "RuntimeError" in text
+    assert "canary-EXC-5b7e" not in text
+
+
+def test_console_logs_show_control_characters_escaped(stream: io.StringIO) -> None:
+    logs.configure_logging("console", "info", stream=stream)
+    logs.get_logger().info("task.status_changed", to="\x1b]0;owned\x07RUNNING\r\u202e")
+    text = stream.getvalue()
+    assert "\\x1b]0;owned\\x07RUNNING\\r\\u202e" in text
+    assert not set(text) & {"\x1b", "\x07", "\r", "\u202e"}

@@ -248,7 +248,7 @@ class JiraClient:
 
     def _http_error(self, what: str, response: requests.Response, body: bytes) -> JiraError:
         status = response.status_code
-        text = self._scrub(jira_error_text(body) or "")
+        text = self._scrub(jira_error_text(self._scrub_body(body)) or "")
         said = f": {text}" if text else ""
         raw_retry_after = response.headers.get("Retry-After")
         if status == 429 or (status == 503 and raw_retry_after):
@@ -303,6 +303,15 @@ class JiraClient:
     def _transport_message(self, exc: BaseException) -> str:
         timeout = f"{self._settings.timeout_s:g}s"
         return self._scrub(f"cannot reach {self._origin}: {transport_reason(exc, timeout)}")
+
+    def _scrub_body(self, body: bytes) -> bytes:
+        """The body with the credentials scrubbed before its text is cut to length, which
+        could otherwise leave part of one (as JSON may write it: `/` as `\\/`)."""
+        for form in credential_forms(self._settings, self._token):
+            for written in {form, form.replace("/", "\\/")}:
+                if len(written) >= 4:
+                    body = body.replace(written.encode(), b"********")
+        return body
 
     def _scrub(self, text: str) -> str:
         """Belt and braces: whatever a server echoes (the token, or the whole Authorization
