@@ -113,6 +113,9 @@ def test_exception_text_is_redacted_after_rendering(stream: io.StringIO, fmt: Lo
 def test_console_logs_show_control_characters_escaped(stream: io.StringIO) -> None:
     logs.configure_logging("console", "info", stream=stream)
     logs.get_logger().info("task.status_changed", to="\x1b]0;owned\x07RUNNING\r\u202e")
+    # A library's message is the event itself, which the console renderer shows as it is.
+    logging.getLogger("urllib3").warning("Retrying %s", "\x1b]0;owned\x07/\r\u202e")
     text = stream.getvalue()
     assert "\\x1b]0;owned\\x07RUNNING\\r\\u202e" in text
+    assert "Retrying \\x1b]0;owned\\x07/\\r\\u202e" in text
     assert not set(text) & {"\x1b", "\x07", "\r", "\u202e"}
