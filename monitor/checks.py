@@ -58,7 +58,10 @@ def run_checks(config_path: Path | None, env: Mapping[str, str] | None = None) -
     try:
         token = load_token(settings, env)
     except ConfigError as exc:
-        fix = f"put the API token in the file named by jira.token_file (mode 0600), or {TOKEN_ENV}"
+        fix = (
+            "put the API token in the file named by jira.token_file, private to this user "
+            f"(chmod 600), or in {TOKEN_ENV}"
+        )
         yield Check("token", False, str(exc), fix, EX_CONFIG)
         return
     yield Check("token", True, f"from {_token_source(settings, env)}")

@@ -126,3 +126,31 @@ def test_json_report(sim: Simulator, tmp_path: Path) -> None:
     assert code == 77 and data["ok"] is False and data["exit_code"] == 77
     assert [c["name"] for c in data["checks"]] == ["config", "database", "token", "credentials"]
     assert data["checks"][-1]["fix"] and data["checks"][0]["fix"] is None
+
+
+def test_a_token_file_open_to_others_exits_78_with_the_chmod_to_run(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(SIM_TOKEN + "\n")
+    token.chmod(0o644)
+    config = write_config(tmp_path, sim, SIM_EMAIL, jira={"token_file": str(token)})
+    code, out = check(config, token=None)
+    assert code == 78
+    assert "FAIL  token" in out and f"mode 0644): make it private with `chmod 600 {token}`" in out
+    assert "chmod 600" in fixes(out)[0]
+    run = jtm(config, "run", env=base_env())
+    assert run.returncode == 78 and f"chmod 600 {token}" in run.stderr
+    assert "Traceback" not in run.stderr
+    token.chmod(0o600)
+    assert check(config, token=None)[0] == 0
+
+
+def test_a_bearer_token_beyond_latin_1_exits_78_in_one_line(sim: Simulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sim, SIM_EMAIL, jira={"auth": "bearer"})
+    code, out = check(config, token="t\u20ac\u4e2d-token")
+    assert code == 78
+    assert "FAIL  token" in out and "outside Latin-1" in out
+    run = jtm(config, "run", env=base_env(JTM_JIRA_TOKEN="t\u20ac\u4e2d-token"))
+    assert run.returncode == 78, run.stderr
+    assert run.stderr.count("\n") == 1 and "outside Latin-1" in run.stderr

@@ -50,11 +50,13 @@ class PointInTime(click.ParamType[datetime, Any]):
         text = str(value).strip()
         try:
             return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
-        except ValueError:
-            pass
+        except ValueError as exc:
+            problem = str(exc)
         try:
             when = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
+            if problem.startswith("must be at most"):  # a duration, too long ago
+                self.fail(f"{value!r} is not a duration ago: it {problem}", param, ctx)
             self.fail(
                 f"{value!r} is neither a duration ago (e.g. 2h, 7d) nor a time "
                 "(e.g. 2026-03-01 or 2026-03-01T12:00Z)",
