@@ -188,6 +188,7 @@ def test_sighup_rereads_the_token_file(
 ) -> None:
     token = tmp_path / "token"
     token.write_text(SIM_TOKEN + "\n")
+    token.chmod(0o600)
     config = write_config(tmp_path, sim, SIM_EMAIL, jira={"token_file": str(token)})
     env = base_env(NOTIFY_SOCKET=listener.address)
     daemon = Daemon(config, env)

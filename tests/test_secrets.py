@@ -18,6 +18,7 @@ CANARY = "canary-7d0f-SECRET-token"
 def test_the_token_never_shows_anywhere(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(CANARY + "\n")
+    token_file.chmod(0o600)
     outputs: list[str] = []
     with Simulator(email=SIM_EMAIL, token=CANARY) as sim:
         sim.add_task(TaskScript("1", queued_s=0.2, run_s=1.0))
