@@ -60,3 +60,48 @@ def test_credentials_in_a_url_are_refused_and_not_repeated() -> None:
     with pytest.raises(UsageError) as caught:
         parse_task_id("https://me:s3cret-pw@x.atlassian.net/rest/api/3/task/1")
     assert "s3cret-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "site"),
+    [
+        ("https://x.atlassian.net/rest/api/3/task/7", "https://x.atlassian.net"),
+        ("https://X.Atlassian.net:443/rest/api/2/task/7/", "https://x.atlassian.net/"),
+        (
+            "https://api.atlassian.com/ex/jira/c1/rest/api/3/task/7",
+            "https://api.atlassian.com/ex/jira/c1",
+        ),
+        ("http://127.0.0.1:8089/rest/api/3/task/7", "http://127.0.0.1:8089"),
+        ("7", "https://x.atlassian.net"),
+    ],
+)
+def test_a_task_url_on_the_configured_site_is_accepted(text: str, site: str) -> None:
+    assert parse_task_id(text, site) == "7"
+
+
+@pytest.mark.parametrize(
+    ("text", "site", "named"),
+    [
+        (
+            "https://other-site.example/rest/api/3/task/3",
+            "https://x.atlassian.net",
+            "other-site.example",
+        ),
+        ("http://127.0.0.1:9999/rest/api/3/task/3", "http://127.0.0.1:8089", "127.0.0.1:9999"),
+        ("http://localhost/rest/api/3/task/3", "https://localhost", "http://localhost"),
+        (
+            "https://api.atlassian.com/ex/jira/c2/rest/api/3/task/3",
+            "https://api.atlassian.com/ex/jira/c1",
+            "/c2",
+        ),
+        ("https://x.atlassian.net/jira/rest/api/3/task/3", "https://x.atlassian.net", "/jira"),
+    ],
+)
+def test_a_task_url_of_another_site_is_refused_naming_both(
+    text: str, site: str, named: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_task_id(text, site)
+    message = str(caught.value)
+    assert caught.value.exit_code == 2
+    assert named in message and site in message and "not on the configured site" in message
