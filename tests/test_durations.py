@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.durations import format_approx, format_duration, parse_duration
+from monitor.durations import MAX_SECONDS, format_approx, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -108,10 +108,20 @@ def test_format_bad(seconds: float) -> None:
         format_duration(seconds)
 
 
-@given(st.integers(min_value=0, max_value=10**13))
+@given(st.integers(min_value=0, max_value=int(MAX_SECONDS * 1000)))
 def test_round_trip_whole_milliseconds(milliseconds: int) -> None:
     seconds = milliseconds / 1000
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["36500d1ms", "36501d", "99999999999d", 3_153_600_001, 1e300, "9" * 400]
+)
+def test_durations_above_the_maximum_are_refused(text: str | int | float) -> None:
+    # Longer ones broke date arithmetic (OverflowError) at every use instead of at load.
+    with pytest.raises(ValueError, match=r"must be at most 36500d|finite"):
+        parse_duration(text)
+    assert parse_duration("36500d") == MAX_SECONDS
 
 
 @pytest.mark.parametrize(
