@@ -13,6 +13,11 @@ WATCHDOG=1 only from ticks that completed, RELOADING=1/READY=1 around a reload, 
 Heartbeat (`monitor.heartbeat`). The row `jtm status` reads is written after every tick and
 during a long one, from its Jira calls and from the main loop while the site is paused.
 
+A database that cannot be written (disk full, read-only) stops nothing: the poller holds the
+outcomes and each task's schedule in memory (`monitor.backlog`, one for the daemon's life, so
+a reload keeps it) and writes them once it can. Meanwhile STATUS= and the state file
+(`monitor.statefile`) say so, since the heartbeat row cannot.
+
 Reload. Everything a tick uses (settings, Jira client, worker pool, poller) is one immutable
 `Runtime`. A reload builds a new one in the main thread and leaves it pending; the next tick
 swaps it in before it starts and closes the retired one, whose workers are idle by then (one
@@ -44,15 +49,24 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import __version__
+from monitor.backlog import Backlog
 from monitor.config import PollSettings, Secret, Settings, load_settings, load_token
-from monitor.database import SCHEMA_HEAD, create_db_engine, ensure_schema
-from monitor.errors import ConfigError, JiraAuthError, JiraError, JiraRateLimited, MonitorError
+from monitor.database import SCHEMA_HEAD, create_db_engine, ensure_schema, sqlite_file
+from monitor.errors import (
+    ConfigError,
+    JiraAuthError,
+    JiraError,
+    JiraRateLimited,
+    MonitorError,
+    StoreUnavailable,
+)
 from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
 from monitor.poller import Poller, TickReport
 from monitor.retention import RETENTION_EVERY_S, apply_retention
+from monitor.statefile import StateFile, state_dir
 from monitor.states import TaskState
 from monitor.store import Store
 from monitor.systemd import Notifier, Watchdog, counts_text, status_line
@@ -127,7 +141,17 @@ class Daemon:
         self._runtime: Runtime | None = None
         self._pending: Runtime | None = None
         self._token: Secret | None = None
-        self.heartbeat = HeartbeatWriter(self.instance, self.started_at, self.log)
+        self.backlog = Backlog(self.log)
+        self.state_file = StateFile(
+            state_dir(self.env, _database_file(settings.database.url)), self.instance
+        )
+        self.heartbeat = HeartbeatWriter(
+            self.instance,
+            self.started_at,
+            self.log,
+            state_file=None if self.state_file.path is None else str(self.state_file.path),
+            on_unavailable=self._store_failed,
+        )
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; the tick in flight is finished first. Returns 0."""
@@ -220,16 +244,31 @@ class Daemon:
             for item in leftovers:
                 item.close()
                 item.client.gate.close()
-            self.heartbeat.write(store, stopped=True)
-            counts = store.count_by_state()
+            unwritten = self._last_writes(store)
+            counts = _counts(store) or {}
             engine.dispose()
             self.log.info(
                 "daemon.stopped",
                 version=__version__,
                 tasks=counts.get(TaskState.WATCHING, 0),
                 signal=signal.Signals(self._stop_signal).name if self._stop_signal else None,
+                **({"tasks_unwritten": unwritten} if unwritten else {}),
             )
         return 0
+
+    def _last_writes(self, store: Store) -> int:
+        """At a stop: write what is held and the last heartbeat if the database lets us;
+        returns how many tasks' polls are lost (made again at the next start)."""
+        self._current().poller.flush(datetime.now(UTC))
+        try:
+            self.heartbeat.write(store, stopped=True)
+        except StoreUnavailable as exc:
+            self.log.error("store.write_failed", error=str(exc), tasks_waiting=len(self.backlog))
+        self.state_file.remove()
+        return len(self.backlog)
+
+    def _store_failed(self, error: StoreUnavailable) -> None:
+        self.backlog.failed(error, self.settings.poll.interval_s)
 
     def _current(self) -> Runtime:
         with self._swap:
@@ -313,6 +352,7 @@ class Daemon:
             workers,
             log=self.log,
             watched_since=self.started_at,
+            backlog=self.backlog,
         )
         return Runtime(settings, client, workers, poller)
 
@@ -358,7 +398,7 @@ class Daemon:
             retired.close()  # the previous tick is over: its workers are idle
         try:
             report = runtime.poller.tick(keep_going=lambda: self._stop_signal is None)
-            self.heartbeat.write(store, report)
+            self._beat(store, report)
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.
             self.log.exception("daemon.tick_failed")
@@ -369,6 +409,16 @@ class Daemon:
         if self.notifier.enabled:
             self._report_status(store, report)
         return report
+
+    def _beat(self, store: Store, report: TickReport) -> None:
+        """The heartbeat row, or, while the database cannot be written, the state file."""
+        try:
+            self.heartbeat.write(store, report)
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+        else:
+            self.backlog.written()  # ends an outage that only the heartbeat saw
+        self.state_file.update(self.backlog.state())
 
     def _prune(self, store: Store) -> None:
         try:
@@ -384,7 +434,8 @@ class Daemon:
             self.log.exception("retention.failed")
 
     def _report_status(self, store: Store, report: TickReport) -> None:
-        self.notifier.status(status_line(_counts(store), report, datetime.now(UTC)))
+        trouble = self.backlog.state()
+        self.notifier.status(status_line(_counts(store), report, datetime.now(UTC), trouble))
 
 
 def _counts(store: Store) -> dict[str, int] | None:
@@ -392,6 +443,16 @@ def _counts(store: Store) -> dict[str, int] | None:
     try:
         return store.count_by_state()
     except MonitorError:
+        return None
+
+
+def _database_file(url: str) -> Path | None:
+    """The SQLite file of `url`, if it names one (the state file's last-resort folder)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return sqlite_file(make_url(url))
+    except Exception:  # an invalid URL is reported when the database is opened
         return None
 
 

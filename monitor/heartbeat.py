@@ -5,6 +5,10 @@ low `jira.max_rps`, or a Jira that times out): each Jira call that returns refre
 the last write is `BEAT_EVERY_S` old, as does the daemon's main loop while the site is paused.
 A hung tick makes no calls, so its heartbeat still goes stale. Each write is a short
 transaction of its own, after the call, never held across one.
+
+The row names the daemon's state file (`monitor.statefile`), where `jtm status` finds what
+the row cannot say while the database cannot be written. A write that fails for the storage
+goes to `on_unavailable` (the daemon's one report of the outage), not to a warning of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from structlog.typing import FilteringBoundLogger
 
 from monitor import __version__
+from monitor.errors import StoreUnavailable
 from monitor.jira import TaskInfo
 from monitor.poller import TaskApi, TickReport
 from monitor.store import Store
@@ -30,10 +35,20 @@ BEAT_EVERY_S = 30.0
 class HeartbeatWriter:
     """Writes one daemon instance's heartbeat row; safe to call from any thread."""
 
-    def __init__(self, instance: str, started_at: datetime, log: FilteringBoundLogger) -> None:
+    def __init__(
+        self,
+        instance: str,
+        started_at: datetime,
+        log: FilteringBoundLogger,
+        *,
+        state_file: str | None = None,
+        on_unavailable: Callable[[StoreUnavailable], object] | None = None,
+    ) -> None:
         self.instance = instance
         self.started_at = started_at
         self.log = log
+        self.state_file = state_file
+        self.on_unavailable = on_unavailable
         self._lock = threading.Lock()  # guards written_at
         self.written_at = time.monotonic()
         """When the heartbeat was last written (monotonic); the daemon's start counts."""
@@ -50,6 +65,7 @@ class HeartbeatWriter:
             "heartbeat_at": now,
             "next_poll_at": store.next_poll_at(),
             "stopped_at": now if stopped else None,
+            "state_file": self.state_file,
         }
         if report is not None:
             values |= {"last_tick_at": now, "last_tick_polls": report.polled}
@@ -69,6 +85,12 @@ class HeartbeatWriter:
             self.written_at = now
         try:
             self.write(store)
+        except StoreUnavailable as exc:
+            if self.on_unavailable is None:
+                self.log.warning("daemon.heartbeat_failed", error=str(exc))
+            else:
+                self.on_unavailable(exc)
+            return False
         except Exception as exc:
             self.log.warning("daemon.heartbeat_failed", error=str(exc))
             return False
