@@ -121,7 +121,7 @@ class Poller:
         self.log = log or get_logger()
         self.rng = rng or random.Random()
         self.watched_since = watched_since or datetime.now(UTC)
-        self.backlog = backlog or Backlog(self.log)
+        self.backlog = Backlog(self.log) if backlog is None else backlog
         self.canceller = Canceller(store, api.cancel_task, timeouts.cancel_grace_s, log=self.log)
 
     def tick(
