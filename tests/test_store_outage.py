@@ -239,3 +239,25 @@ def test_status_and_systemd_say_the_database_cannot_be_written(
     assert not outage_daemon.state_file.path.exists()
     code, lines, data = status(run)
     assert code == 0 and "trouble    none" in lines and data["store"] is None
+
+
+def test_a_stop_writes_what_it_can(outage_daemon: Daemon, storage: Storage, sim: Simulator) -> None:
+    store = Store(storage.engine)
+    sim.add_task(TaskScript("1", run_s=600))
+    store.register(["1"], Registration(), datetime.now(UTC))
+    storage.read_only = True
+    outage_daemon._tick(store)
+    state_file = outage_daemon.state_file.path
+    assert len(outage_daemon.backlog) == 1 and state_file is not None and state_file.exists()
+
+    with capture_logs() as logs:  # still read-only: the poll is lost, and said to be
+        assert outage_daemon._last_writes(store) == 1
+    [failed] = named(logs, "store.write_failed")
+    assert failed["tasks_waiting"] == 1
+    assert not state_file.exists()
+
+    storage.read_only = False  # a stop once it can write: the held poll goes in
+    assert outage_daemon._last_writes(store) == 0
+    assert store.get("1").polls == 1
+    [beat] = store.heartbeats()
+    assert beat.stopped_at is not None
