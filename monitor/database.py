@@ -188,6 +188,8 @@ def create_db_engine(url: str, *, adopt_empty: bool = False) -> Engine:
     if is_sqlite and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database).expanduser()
         plain = sqlite_file(parsed)
+        if plain is not None:  # the file SQLite will open: it resolves symbolic links itself
+            plain = Path(os.path.realpath(plain))
         if plain is not None and not adopt_empty:
             _refuse_empty(plain, url)
         try:

@@ -1,16 +1,20 @@
 """A database that cannot be written: the schedule holds, nothing is lost, the trouble shows.
 
-The database fills up for real: `PRAGMA max_page_count` caps it at its current size, and
-SQLite answers SQLITE_FULL ("database or disk is full") to the first write that needs a new
-page, as it does on a full disk; raising the cap is the space coming back. `PRAGMA
-query_only` makes every write fail at once, as a read-only remount does. Both are set on each
-connection the daemon's engine hands out; no root, no mount.
+In process, one tick at a time: `PRAGMA max_page_count` caps the database at its current
+size, and SQLite answers SQLITE_FULL ("database or disk is full") to the first write that
+needs a new page, as it does on a full disk; raising the cap is the space coming back.
+`PRAGMA query_only` makes every write fail at once, as a read-only remount does. Both are set
+on each connection the engine hands out. Then the real daemon on a real tmpfs that fills up,
+in a user namespace of its own (no root needed).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import random
+import subprocess
+import time
 from collections.abc import Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -33,7 +37,8 @@ from monitor.poller import Poller
 from monitor.simulator import Simulator, TaskScript
 from monitor.store import Registration, Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN, RunCli
-from tests.helpers import snapshots
+from tests.helpers import Daemon as HelperDaemon
+from tests.helpers import base_env, jtm, snapshots, write_config
 from tests.notify import NotifyListener
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -261,3 +266,63 @@ def test_a_stop_writes_what_it_can(outage_daemon: Daemon, storage: Storage, sim:
     assert store.get("1").polls == 1
     [beat] = store.heartbeats()
     assert beat.stopped_at is not None
+
+
+# -- the real thing: a daemon on a small tmpfs that fills up --------------------------------
+
+
+def fill(path: Path) -> None:
+    """Write to `path` until its file system is full."""
+    with path.open("wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(bytes(4096))
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+
+
+def test_the_daemon_rides_out_a_full_tmpfs(sim: Simulator, tmp_path: Path) -> None:
+    """A real full disk: a small tmpfs in a user and mount namespace of the daemon's own (no
+    root needed). The test fills it through /proc/PID/root, as anything on the host would,
+    then frees it; the daemon carries on at its interval and writes what it held."""
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"user namespaces are not available here: {probe.stderr.decode().strip()}")
+    seed, mount = tmp_path / "seed", tmp_path / "state"
+    seed.mkdir()
+    mount.mkdir()
+    env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN, RUNTIME_DIRECTORY=str(tmp_path / "run"))
+    added = jtm(write_config(seed, sim, SIM_EMAIL), "add", "1", "2", "3", env=env)
+    assert added.returncode == 0, added.stderr
+    for task_id in ("1", "2", "3"):
+        sim.add_task(TaskScript(task_id, queued_s=0, run_s=600))
+    config = write_config(
+        tmp_path, sim, SIM_EMAIL, database={"url": f"sqlite:///{mount / 'monitor.db'}"}
+    )
+    script = f'mount -t tmpfs -o size=4m tmpfs {mount}; cp {seed}/monitor.db {mount}; exec "$@"'
+    daemon = HelperDaemon(config, env, wrapper=["unshare", "-rm", "sh", "-ec", script, "sh"])
+    filler = Path(f"/proc/{daemon.proc.pid}/root") / mount.relative_to("/") / "filler"
+    try:
+        daemon.wait_event("task.status_changed", count=3)
+        fill(filler)
+        full_at = time.time()
+        daemon.wait_event("store.write_failed", count=3)  # one a poll interval: ~2 s
+        filler.unlink()
+        daemon.wait_event("store.recovered")
+        space_at = time.time()
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    # Jira saw each task once a poll interval (1 s, less 10% jitter), the disk full or not.
+    gets = [r for r in sim.requests_log() if r.method == "GET" and full_at <= r.at <= space_at]
+    for task_id in ("1", "2", "3"):
+        times = [r.at for r in gets if r.path.endswith(f"/task/{task_id}")]
+        assert len(times) <= (space_at - full_at) / 0.9 + 2, times
+    assert "Traceback" not in daemon.stderr, daemon.stderr
+    assert not daemon.events("poller.task_failed") and not daemon.events("daemon.tick_failed")
+    failed = daemon.events("store.write_failed")
+    assert all("database or disk is full" in line["error"] for line in failed), failed
+    assert len(failed) <= space_at - full_at + 2  # poll.interval is 1 s
+    [recovered] = daemon.events("store.recovered")
+    assert recovered["tasks_written"] >= 1
