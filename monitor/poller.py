@@ -285,6 +285,7 @@ class Poller:
             return
         except Exception:
             written = self._flush_alone(taken, now)
+        taken = taken[: len(written)]
         self.backlog.written(tasks=len({held.write.task.task_id for held in taken}))
         for held, ok in zip(taken, written, strict=True):
             if isinstance(held.settle, _Polled):
@@ -292,11 +293,16 @@ class Poller:
 
     def _flush_alone(self, taken: list[Held], now: datetime) -> list[bool]:
         """Held writes one by one, after one of them failed for its data: that task loses
-        its held polls (the rest of its chain loses the race), and is polled again."""
-        written = []
-        for held in taken:
+        its held polls (the rest of its chain loses the race), and is polled again. Returns
+        the outcomes of the first writes tried; the rest are held again if the storage fails."""
+        written: list[bool] = []
+        for i, held in enumerate(taken):
             try:
                 ok = self.store.record_polls([held.write], now)[0]
+            except StoreUnavailable as exc:  # and now the storage: the rest waits again
+                self.backlog.put_back(taken[i:])
+                self.backlog.failed(exc, self.poll.interval_s)
+                return written
             except Exception:
                 self.log.exception("poller.task_failed", task_id=held.write.task.task_id)
                 ok = False

@@ -55,11 +55,14 @@ def test_a_read_only_file_system_is_named_as_such(tmp_path: Path) -> None:
     jtm = " ".join([*JTM, "--config"])
     python = f"{sys.executable} -c"
     probe = "from pathlib import Path; from monitor.database import read_only_filesystem as ro"
+    check = "from monitor.checks import check_database as c"
+    fix = f'assert "remount" in (c("sqlite:///{mount}/monitor.db").fix or "")'
     script = f"""
         mount -t tmpfs -o size=1m tmpfs {mount}
         {jtm} {config} list >/dev/null
         mount -o remount,ro {mount}
         {python} '{probe}; assert ro(Path("{mount}/monitor.db")) and not ro(Path("{tmp_path}"))'
+        {python} '{check}; {fix}'
         {jtm} {config} list || echo "exit $?"
         {jtm} {other} list || echo "exit $?"
     """
