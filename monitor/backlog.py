@@ -13,9 +13,9 @@ Consecutive outcomes that changed nothing (no snapshot, no event) are merged int
 write, so a long outage holds about one entry per task per change, not per poll.
 
 The trouble is logged as `store.write_failed` (`error`, `tasks_waiting`) when it starts and
-then at most once per poll interval, and `store.recovered` once writes work again and nothing
-is held. Everything here runs in the tick's thread, except `failed` and `state`, which the
-heartbeat may call from a worker: a lock guards the outage's fields.
+then at most once per `log_every_s` (the poller sets its poll interval), and `store.recovered`
+once writes work again and nothing is held. Everything here runs in the tick's thread, except
+`failed` and `state`, which the heartbeat may call from a worker: a lock guards the outage.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from datetime import UTC, datetime
 
 from structlog.typing import FilteringBoundLogger
 
+from monitor.errors import StoreUnavailable
 from monitor.records import Task
 from monitor.statefile import StoreTrouble
-from monitor.store import PollWrite
+from monitor.states import TaskState
+from monitor.store import PollWrite, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ def _plain(write: PollWrite) -> bool:
 class Backlog:
     def __init__(self, log: FilteringBoundLogger, clock: Callable[[], float] = time.monotonic):
         self.log = log
+        self.log_every_s = 30.0
         self._clock = clock
         self._held: dict[str, list[Held]] = {}
         self._lock = threading.Lock()  # guards the outage's fields below
@@ -65,6 +68,20 @@ class Backlog:
         """True while the last write tried failed for the storage (and until one succeeds)."""
         with self._lock:
             return self._since is not None
+
+    def due(self, store: Store, now: datetime, limit: int) -> list[Task]:
+        """Up to `limit` due tasks, each as its held writes leave it: a task whose poll is
+        held is due when that poll says, not when the database (which missed it) says."""
+        if not self._held:
+            return store.due_tasks(now, limit)
+        tasks = [self.task(t) for t in store.due_tasks(now, limit + len(self._held))]
+        return [
+            t
+            for t in tasks
+            if t.state == TaskState.WATCHING
+            and t.next_poll_at is not None
+            and t.next_poll_at <= now
+        ][:limit]
 
     def task(self, task: Task) -> Task:
         """`task` as read from the database, with its held writes applied."""
@@ -91,14 +108,39 @@ class Backlog:
         else:
             chain.append(Held(write, settle))
 
-    def take(self) -> list[Held]:
-        """Everything held, each task's writes in order; the backlog is then empty."""
+    def flush(self, store: Store, now: datetime) -> list[tuple[Held, bool]]:
+        """Write everything held, in order, in one transaction; returns what went in, each
+        with whether it won its race. What the storage still refuses is held again.
+
+        Should one held write fail for its data, they go one by one: that task loses its
+        held polls (the rest of its chain loses the race), and is polled again.
+        """
         taken = [held for chain in self._held.values() for held in chain]
         self._held.clear()
-        return taken
+        try:
+            return list(zip(taken, store.record_polls([h.write for h in taken], now), strict=True))
+        except StoreUnavailable as exc:
+            self._put_back(taken)
+            self.failed(exc)
+            return []
+        except Exception:
+            pass
+        done: list[tuple[Held, bool]] = []
+        for i, held in enumerate(taken):
+            try:
+                ok = store.record_polls([held.write], now)[0]
+            except StoreUnavailable as exc:  # and now the storage: the rest waits again
+                self._put_back(taken[i:])
+                self.failed(exc)
+                break
+            except Exception:
+                self.log.exception("poller.task_failed", task_id=held.write.task.task_id)
+                ok = False
+            done.append((held, ok))
+        return done
 
-    def put_back(self, taken: list[Held]) -> None:
-        """Hold again what `take` returned (its write failed), before anything held since."""
+    def _put_back(self, taken: list[Held]) -> None:
+        """Hold again what `flush` took (its write failed), before anything held since."""
         newer, self._held = self._held, {}
         for held in taken:
             self._held.setdefault(held.write.task.task_id, []).append(held)
@@ -107,14 +149,14 @@ class Backlog:
 
     # -- the outage -----------------------------------------------------------------------
 
-    def failed(self, error: Exception, interval_s: float) -> None:
-        """A write failed for the storage: log it if none was logged for `interval_s`."""
+    def failed(self, error: Exception) -> None:
+        """A write failed for the storage: log it if none was logged for `log_every_s`."""
         now = self._clock()
         with self._lock:
             if self._since is None:
                 self._since = datetime.now(UTC)
             self._error = str(error)
-            due = self._logged_at is None or now - self._logged_at >= interval_s
+            due = self._logged_at is None or now - self._logged_at >= self.log_every_s
             if due:
                 self._logged_at = now
         if due:

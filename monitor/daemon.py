@@ -51,15 +51,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import __version__
 from monitor.backlog import Backlog
 from monitor.config import PollSettings, Secret, Settings, load_settings, load_token
-from monitor.database import SCHEMA_HEAD, create_db_engine, ensure_schema, sqlite_file
-from monitor.errors import (
-    ConfigError,
-    JiraAuthError,
-    JiraError,
-    JiraRateLimited,
-    MonitorError,
-    StoreUnavailable,
-)
+from monitor.database import SCHEMA_HEAD, create_db_engine, ensure_schema
+from monitor.errors import ConfigError, JiraAuthError, JiraError, JiraRateLimited, MonitorError
 from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
@@ -142,15 +135,9 @@ class Daemon:
         self._pending: Runtime | None = None
         self._token: Secret | None = None
         self.backlog = Backlog(self.log)
-        self.state_file = StateFile(
-            state_dir(self.env, _database_file(settings.database.url)), self.instance
-        )
+        state = StateFile(state_dir(self.env, settings.database.url), self.instance)
         self.heartbeat = HeartbeatWriter(
-            self.instance,
-            self.started_at,
-            self.log,
-            state_file=None if self.state_file.path is None else str(self.state_file.path),
-            on_unavailable=self._store_failed,
+            self.instance, self.started_at, self.log, self.backlog, state
         )
 
     def run(self) -> int:
@@ -260,15 +247,8 @@ class Daemon:
         """At a stop: write what is held and the last heartbeat if the database lets us;
         returns how many tasks' polls are lost (made again at the next start)."""
         self._current().poller.flush(datetime.now(UTC))
-        try:
-            self.heartbeat.write(store, stopped=True)
-        except StoreUnavailable as exc:
-            self.log.error("store.write_failed", error=str(exc), tasks_waiting=len(self.backlog))
-        self.state_file.remove()
+        self.heartbeat.at_stop(store)
         return len(self.backlog)
-
-    def _store_failed(self, error: StoreUnavailable) -> None:
-        self.backlog.failed(error, self.settings.poll.interval_s)
 
     def _current(self) -> Runtime:
         with self._swap:
@@ -398,7 +378,7 @@ class Daemon:
             retired.close()  # the previous tick is over: its workers are idle
         try:
             report = runtime.poller.tick(keep_going=lambda: self._stop_signal is None)
-            self._beat(store, report)
+            self.heartbeat.after_tick(store, report)
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.
             self.log.exception("daemon.tick_failed")
@@ -409,16 +389,6 @@ class Daemon:
         if self.notifier.enabled:
             self._report_status(store, report)
         return report
-
-    def _beat(self, store: Store, report: TickReport) -> None:
-        """The heartbeat row, or, while the database cannot be written, the state file."""
-        try:
-            self.heartbeat.write(store, report)
-        except StoreUnavailable as exc:
-            self._store_failed(exc)
-        else:
-            self.backlog.written()  # ends an outage that only the heartbeat saw
-        self.state_file.update(self.backlog.state())
 
     def _prune(self, store: Store) -> None:
         try:
@@ -443,16 +413,6 @@ def _counts(store: Store) -> dict[str, int] | None:
     try:
         return store.count_by_state()
     except MonitorError:
-        return None
-
-
-def _database_file(url: str) -> Path | None:
-    """The SQLite file of `url`, if it names one (the state file's last-resort folder)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return sqlite_file(make_url(url))
-    except Exception:  # an invalid URL is reported when the database is opened
         return None
 
 

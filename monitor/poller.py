@@ -26,7 +26,7 @@ from typing import Protocol
 
 from structlog.typing import FilteringBoundLogger
 
-from monitor.backlog import Backlog, Held
+from monitor.backlog import Backlog
 from monitor.canceller import Canceller
 from monitor.config import PollSettings, TimeoutSettings
 from monitor.deadlines import Limits
@@ -41,7 +41,7 @@ from monitor.observation import (
     plan_success,
 )
 from monitor.records import Task
-from monitor.states import CancelSource, JiraStatus, TaskState
+from monitor.states import CancelSource, JiraStatus
 from monitor.store import PollWrite, Store
 
 MAX_LOGGED_RESULT_CHARS = 1_000
@@ -122,6 +122,7 @@ class Poller:
         self.rng = rng or random.Random()
         self.watched_since = watched_since or datetime.now(UTC)
         self.backlog = Backlog(self.log) if backlog is None else backlog
+        self.backlog.log_every_s = poll.interval_s
         self.canceller = Canceller(store, api.cancel_task, timeouts.cancel_grace_s, log=self.log)
 
     def tick(
@@ -145,7 +146,7 @@ class Poller:
             try:
                 batch = self.poll_due(now or datetime.now(UTC), DUE_BATCH)
             except StoreUnavailable as exc:  # the database cannot even be read
-                self.backlog.failed(exc, self.poll.interval_s)
+                self.backlog.failed(exc)
                 break
             report.add(batch)
             if batch.due == 0 or report.due >= MAX_DUE_PER_TICK or not keep_going():
@@ -154,7 +155,7 @@ class Poller:
             try:
                 report.cancels_sent = self.canceller.send_due(now or datetime.now(UTC))
             except StoreUnavailable as exc:
-                self.backlog.failed(exc, self.poll.interval_s)
+                self.backlog.failed(exc)
         return report
 
     def flush(self, now: datetime) -> TickReport:
@@ -174,7 +175,7 @@ class Poller:
         to `WRITE_GROUP` of them.
         """
         report = TickReport()
-        due = self._due(now, limit)
+        due = self.backlog.due(self.store, now, limit)
         report.due = len(due)
         answers: SimpleQueue[tuple[Task, Answer]] = SimpleQueue()
         for task in due:
@@ -187,20 +188,6 @@ class Poller:
             waiting -= len(group)
             self._apply(group, now, report)
         return report
-
-    def _due(self, now: datetime, limit: int) -> list[Task]:
-        """Up to `limit` due tasks, each as its held writes leave it: a task whose poll is
-        held is due when that poll says, not when the database (which missed it) says."""
-        if not len(self.backlog):
-            return self.store.due_tasks(now, limit)
-        tasks = [self.backlog.task(t) for t in self.store.due_tasks(now, limit + len(self.backlog))]
-        return [
-            t
-            for t in tasks
-            if t.state == TaskState.WATCHING
-            and t.next_poll_at is not None
-            and t.next_poll_at <= now
-        ][:limit]
 
     def _fetch(self, task: Task, answers: SimpleQueue[tuple[Task, Answer]]) -> None:
         """Ask Jira about `task` (in a worker) and hand what came back to the tick's thread."""
@@ -271,43 +258,16 @@ class Poller:
     ) -> None:
         for polled in staged:
             self._hold(polled.write(), now, report, polled)
-        self.backlog.failed(error, self.poll.interval_s)
+        self.backlog.failed(error)
 
     def _flush(self, now: datetime, report: TickReport) -> None:
-        """Write everything held, in order, in one transaction; then log those polls as
-        written. Held again, whole, if the storage still fails."""
-        taken = self.backlog.take()
-        try:
-            written = self.store.record_polls([held.write for held in taken], now)
-        except StoreUnavailable as exc:
-            self.backlog.put_back(taken)
-            self.backlog.failed(exc, self.poll.interval_s)
-            return
-        except Exception:
-            written = self._flush_alone(taken, now)
-        taken = taken[: len(written)]
-        self.backlog.written(tasks=len({held.write.task.task_id for held in taken}))
-        for held, ok in zip(taken, written, strict=True):
+        """Write what is held (`Backlog.flush`), then count and log those polls."""
+        written = self.backlog.flush(self.store, now)
+        if written:
+            self.backlog.written(tasks=len({held.write.task.task_id for held, _ in written}))
+        for held, ok in written:
             if isinstance(held.settle, _Polled):
                 self._settle(held.settle, ok, held.write.at or now, report)
-
-    def _flush_alone(self, taken: list[Held], now: datetime) -> list[bool]:
-        """Held writes one by one, after one of them failed for its data: that task loses
-        its held polls (the rest of its chain loses the race), and is polled again. Returns
-        the outcomes of the first writes tried; the rest are held again if the storage fails."""
-        written: list[bool] = []
-        for i, held in enumerate(taken):
-            try:
-                ok = self.store.record_polls([held.write], now)[0]
-            except StoreUnavailable as exc:  # and now the storage: the rest waits again
-                self.backlog.put_back(taken[i:])
-                self.backlog.failed(exc, self.poll.interval_s)
-                return written
-            except Exception:
-                self.log.exception("poller.task_failed", task_id=held.write.task.task_id)
-                ok = False
-            written.append(ok)
-        return written
 
     def _isolate(self, task: Task, error: Exception, now: datetime, report: TickReport) -> None:
         """One task's bad data or a bug must not stop the others, nor be retried every tick."""
@@ -325,7 +285,7 @@ class Poller:
             self.store.record_polls([write], now)
         except StoreUnavailable as exc:
             self.backlog.hold(write, now)
-            self.backlog.failed(exc, self.poll.interval_s)
+            self.backlog.failed(exc)
         except Exception:
             self.log.exception("poller.backoff_failed", task_id=task.task_id)
 

@@ -240,8 +240,8 @@ def test_status_and_systemd_say_the_database_cannot_be_written(
         outage_daemon._tick(store)
     assert named(logs, "store.recovered")
     assert store.get("1").polls >= 2
-    assert outage_daemon.state_file.path is not None
-    assert not outage_daemon.state_file.path.exists()
+    assert outage_daemon.heartbeat.state.path is not None
+    assert not outage_daemon.heartbeat.state.path.exists()
     code, lines, data = status(run)
     assert code == 0 and "trouble    none" in lines and data["store"] is None
 
@@ -252,7 +252,7 @@ def test_a_stop_writes_what_it_can(outage_daemon: Daemon, storage: Storage, sim:
     store.register(["1"], Registration(), datetime.now(UTC))
     storage.read_only = True
     outage_daemon._tick(store)
-    state_file = outage_daemon.state_file.path
+    state_file = outage_daemon.heartbeat.state.path
     assert len(outage_daemon.backlog) == 1 and state_file is not None and state_file.exists()
 
     with capture_logs() as logs:  # still read-only: the poll is lost, and said to be
