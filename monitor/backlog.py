@@ -63,6 +63,10 @@ class Backlog:
         """The number of tasks with held writes."""
         return len(self._held)
 
+    def writes(self) -> int:
+        """The number of held writes (polls that changed nothing share one)."""
+        return sum(len(chain) for chain in self._held.values())
+
     @property
     def failing(self) -> bool:
         """True while the last write tried failed for the storage (and until one succeeds)."""

@@ -180,6 +180,37 @@ def test_a_full_database_holds_the_schedule_and_loses_no_snapshot(
     assert sorted(line["task_id"] for line in changed) == sorted(TASKS + TASKS[:10])
 
 
+def test_polls_that_change_nothing_are_held_as_one_and_keep_backing_off(
+    clocked_sim: Simulator, storage: Storage, clock: Clock
+) -> None:
+    store = Store(storage.engine)
+    clocked_sim.add_task(TaskScript("1", queued_s=1e9))  # ENQUEUED for ever: nothing changes
+    store.register(["1"], Registration(), T0)
+    jira = JiraSettings(url=clocked_sim.url, email=SIM_EMAIL, timeout_s=2.0, max_rps=1000.0)
+    poll = PollSettings(interval_s=INTERVAL_S, max_interval_s=60.0, concurrency=1)
+    with (
+        JiraClient(jira, Secret(SIM_TOKEN), pool_size=1) as client,
+        ThreadPoolExecutor(max_workers=1) as workers,
+    ):
+        poller = Poller(store, client, poll, TimeoutSettings(), workers, rng=random.Random(7))
+        poller.tick(T0)
+        storage.read_only = True
+        while clock.now < T0 + timedelta(seconds=120):
+            clock.now += timedelta(seconds=STEP_S)
+            poller.tick(clock.now)
+        gets = [r.at for r in clocked_sim.requests_log() if r.method == "GET"]
+        assert len(gets) >= 4  # the first, then 10 s, 15 s, 22.5 s, ... apart
+        assert poller.backlog.writes() == 1
+        storage.read_only = False
+        poller.tick(clock.now)
+    task = store.get("1")
+    assert task.polls == len(gets)
+    assert task.poll_interval_s == pytest.approx(min(INTERVAL_S * 1.5 ** (len(gets) - 1), 60.0))
+    [snapshot] = snapshots(store, "1")
+    assert snapshot.observed_at == T0
+    assert snapshot.last_seen_at.timestamp() == pytest.approx(gets[-1])
+
+
 # -- the daemon: STATUS= and `jtm status` while it cannot write -----------------------------
 
 
