@@ -97,6 +97,7 @@ def check_database(url: str) -> Check:
         create_db_engine,
         current_revision,
         describe_url,
+        read_only_filesystem,
         transaction,
     )
 
@@ -113,7 +114,11 @@ def check_database(url: str) -> Check:
             if os.access(folder, os.W_OK | os.X_OK):
                 return Check("database", True, f"{where}: not created yet (`jtm db upgrade`)")
             fix = f"create {file.parent} writable by this user, or change database.url"
-            return Check("database", False, f"{where}: cannot create it", fix, EX_CONFIG)
+            reason = "cannot create it"
+            if read_only_filesystem(folder):
+                fix = "remount that file system read-write, or point database.url elsewhere"
+                reason = f"cannot create it: the file system holding {folder} is read-only"
+            return Check("database", False, f"{where}: {reason}", fix, EX_CONFIG)
     try:
         engine = create_db_engine(url)
         try:
@@ -122,8 +127,12 @@ def check_database(url: str) -> Check:
         finally:
             engine.dispose()
     except StoreError as exc:
-        if "not a jtm database" in str(exc):
+        if "is an empty file" in str(exc):
+            fix = "restore the database from a backup, or run `jtm db upgrade` to start anew"
+        elif "not a jtm database" in str(exc):
             fix = "point database.url at jtm's own database file"
+        elif "mounted read-only" in str(exc):
+            fix = "remount that file system read-write, or point database.url at a writable one"
         else:
             fix = (
                 "check the permissions of the file and its folder: readers need write access "

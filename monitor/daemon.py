@@ -13,6 +13,11 @@ WATCHDOG=1 only from ticks that completed, RELOADING=1/READY=1 around a reload, 
 Heartbeat (`monitor.heartbeat`). The row `jtm status` reads is written after every tick and
 during a long one, from its Jira calls and from the main loop while the site is paused.
 
+A database that cannot be written (disk full, read-only) stops nothing: the poller holds the
+outcomes and each task's schedule in memory (`monitor.backlog`, one for the daemon's life, so
+a reload keeps it) and writes them once it can. Meanwhile STATUS= and the state file
+(`monitor.statefile`) say so, since the heartbeat row cannot.
+
 Reload. Everything a tick uses (settings, Jira client, worker pool, poller) is one immutable
 `Runtime`. A reload builds a new one in the main thread and leaves it pending; the next tick
 swaps it in before it starts and closes the retired one, whose workers are idle by then (one
@@ -44,6 +49,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import __version__
+from monitor.backlog import Backlog
 from monitor.config import (
     PollSettings,
     Secret,
@@ -60,6 +66,7 @@ from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
 from monitor.poller import Poller, TickReport
 from monitor.retention import RETENTION_EVERY_S, apply_retention
+from monitor.statefile import StateFile, state_dir
 from monitor.states import TaskState
 from monitor.store import Store
 from monitor.systemd import Notifier, Watchdog, counts_text, status_line
@@ -134,7 +141,11 @@ class Daemon:
         self._runtime: Runtime | None = None
         self._pending: Runtime | None = None
         self._token: Secret | None = None
-        self.heartbeat = HeartbeatWriter(self.instance, self.started_at, self.log)
+        self.backlog = Backlog(self.log)
+        state = StateFile(state_dir(self.env, settings.database.url), self.instance)
+        self.heartbeat = HeartbeatWriter(
+            self.instance, self.started_at, self.log, self.backlog, state
+        )
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; the tick in flight is finished first. Returns 0."""
@@ -228,16 +239,24 @@ class Daemon:
             for item in leftovers:
                 item.close()
                 item.client.gate.close()
-            self.heartbeat.write(store, stopped=True)
-            counts = store.count_by_state()
+            unwritten = self._last_writes(store)
+            counts = _counts(store) or {}
             engine.dispose()
             self.log.info(
                 "daemon.stopped",
                 version=__version__,
                 tasks=counts.get(TaskState.WATCHING, 0),
                 signal=signal.Signals(self._stop_signal).name if self._stop_signal else None,
+                **({"tasks_unwritten": unwritten} if unwritten else {}),
             )
         return 0
+
+    def _last_writes(self, store: Store) -> int:
+        """At a stop: write what is held and the last heartbeat if the database lets us;
+        returns how many tasks' polls are lost (made again at the next start)."""
+        self._current().poller.flush(datetime.now(UTC))
+        self.heartbeat.at_stop(store)
+        return len(self.backlog)
 
     def _current(self) -> Runtime:
         with self._swap:
@@ -322,6 +341,7 @@ class Daemon:
             workers,
             log=self.log,
             watched_since=self.started_at,
+            backlog=self.backlog,
         )
         return Runtime(settings, client, workers, poller)
 
@@ -367,7 +387,7 @@ class Daemon:
             retired.close()  # the previous tick is over: its workers are idle
         try:
             report = runtime.poller.tick(keep_going=lambda: self._stop_signal is None)
-            self.heartbeat.write(store, report)
+            self.heartbeat.after_tick(store, report)
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.
             self.log.exception("daemon.tick_failed")
@@ -393,7 +413,8 @@ class Daemon:
             self.log.exception("retention.failed")
 
     def _report_status(self, store: Store, report: TickReport) -> None:
-        self.notifier.status(status_line(_counts(store), report, datetime.now(UTC)))
+        trouble = self.backlog.state()
+        self.notifier.status(status_line(_counts(store), report, datetime.now(UTC), trouble))
 
 
 def _counts(store: Store) -> dict[str, int] | None:

@@ -6,30 +6,53 @@ the sqlite3 driver: a writer says so up front and gets `BEGIN IMMEDIATE` (a defe
 transaction that reads and then writes fails with SQLITE_BUSY at once in WAL mode, whatever the
 busy timeout). Everything SQLite-specific lives in `_sqlite_hooks`; the rest is portable.
 
+Failures are translated once, in `transaction`: a failure of the storage (disk full, read-only
+file system, I/O error, locked) is a `StoreUnavailable`, which the daemon rides out; a read-only
+file system is named as such, since SQLite only says "unable to open database file". An empty
+(0-byte) file where the database should be is refused: SQLite would take it for a new, empty
+database and the history it once held would silently start over.
+
 The schema comes only from the Alembic migrations. `SCHEMA_REVISIONS` lists them so that
 commands can compare versions without importing Alembic (a test keeps the two in step).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 import monitor
-from monitor.errors import StoreError
+from monitor.errors import StoreError, StoreUnavailable
 
-SCHEMA_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
+SCHEMA_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 BUSY_TIMEOUT_MS = 30_000
 
 SchemaPolicy = Literal["create", "upgrade"]
+
+_STORAGE_ERRORS = frozenset(
+    {
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+"""SQLite's primary result codes that say the storage failed, not the statement or the data."""
 
 
 def migrations_path() -> Path:
@@ -42,6 +65,44 @@ def migrations_path() -> Path:
 def describe_url(url: str) -> str:
     """The database URL with any password hidden, for messages."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL naming a plain file; None for anything else (memory, a URI)."""
+    name = url.database
+    if url.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    if name.startswith("file:") or url.query:
+        return None
+    return Path(name).expanduser()
+
+
+def read_only_filesystem(path: Path, error: OSError | None = None) -> bool:
+    """True if `error` is EROFS, or if the file system holding `path` (or, while `path` does
+    not exist, its nearest existing folder) is mounted read-only (`statvfs`'s ST_RDONLY)."""
+    if error is not None and error.errno == errno.EROFS:
+        return True
+    for candidate in (path, *path.parents):
+        try:
+            return bool(os.statvfs(candidate).f_flag & os.ST_RDONLY)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return False
+
+
+def storage_failed(exc: DBAPIError) -> bool:
+    """True if `exc` is a failure of the storage (see `StoreUnavailable`), not of the data."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _STORAGE_ERRORS
+    return isinstance(exc, OperationalError)
+
+
+def _read_only_text(path: Path) -> str:
+    folder = next((p for p in path.parents if p.exists()), path.parent)
+    return f"the file system holding {folder} is mounted read-only"
 
 
 def _sqlite_hooks(engine: Engine) -> None:
@@ -63,20 +124,62 @@ def _sqlite_hooks(engine: Engine) -> None:
 
 
 def _create_sqlite_file(path: Path) -> None:
-    """Create an empty database file whose mode follows the umask, as any new file's does.
+    """Create a new, empty database file whose mode follows the umask, as any new file's does.
 
     SQLite itself creates a database 0644 (less the umask), so no umask can make it group-
     writable; its -wal and -shm files then copy the database's mode. Under systemd the unit's
     `UMask=0007` thus gives 0660 to all three, and operators in the service's group can use
-    the live database with the CLI (even a reader needs to write the -shm file). An empty file
-    is a valid, empty SQLite database.
+    the live database with the CLI (even a reader needs to write the -shm file).
+
+    The file is set up beside its place (switched to WAL, which writes SQLite's header) and
+    linked into place only then, so no other process ever finds it empty: an empty file at
+    the database's path means something went wrong (`_refuse_empty`).
     """
-    with suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+    if path.exists():
+        return
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.new")
+    os.close(os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666))
+    try:
+        conn = sqlite3.connect(scratch)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
+        with suppress(FileExistsError):
+            os.link(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for `url`; for a SQLite file, its folder (and the file) are created if missing."""
+def _is_read_only(path: Path, exc: Exception) -> bool:
+    return read_only_filesystem(path, exc if isinstance(exc, OSError) else None)
+
+
+def _refuse_empty(path: Path, url: str) -> None:
+    """Refuse an empty (0-byte) file at the database's path, leaving it untouched.
+
+    Every database jtm creates has SQLite's header from its first moment, so an empty file
+    is a truncated or misplaced one (a failed restore, a `> monitor.db`), not a new database.
+    """
+    try:
+        empty = path.stat().st_size == 0
+        wal = path.with_name(path.name + "-wal")
+        empty = empty and (not wal.exists() or wal.stat().st_size == 0)
+    except OSError:
+        return  # not there, or not ours to look at: SQLite reports what is wrong
+    if empty:
+        raise StoreError(
+            f"database {describe_url(url)} is an empty file (0 bytes), not a jtm database: "
+            "restore it from a backup, or run `jtm db upgrade` to start a new one there"
+        )
+
+
+def create_db_engine(url: str, *, adopt_empty: bool = False) -> Engine:
+    """An engine for `url`; for a SQLite file, its folder (and the file) are created if missing.
+
+    An empty (0-byte) file at a SQLite database's path is refused, untouched, unless
+    `adopt_empty` (`jtm db upgrade`, the operator's explicit word) makes a database of it.
+    """
     try:
         parsed = make_url(url)
     except Exception as exc:  # SQLAlchemy raises ArgumentError, or ValueError for some inputs
@@ -84,12 +187,18 @@ def create_db_engine(url: str) -> Engine:
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database).expanduser()
+        plain = sqlite_file(parsed)
+        if plain is not None:  # the file SQLite will open: it resolves symbolic links itself
+            plain = Path(os.path.realpath(plain))
+        if plain is not None and not adopt_empty:
+            _refuse_empty(plain, url)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if not parsed.database.startswith("file:") and not parsed.query:
-                _create_sqlite_file(path)
-        except OSError as exc:
-            raise StoreError(f"cannot create {describe_url(url)}: {exc}") from None
+            if plain is not None:
+                _create_sqlite_file(plain)
+        except (OSError, sqlite3.Error) as exc:
+            reason = _read_only_text(path) if _is_read_only(path, exc) else str(exc)
+            raise StoreError(f"cannot create {describe_url(url)}: {reason}") from None
     try:
         engine = create_engine(parsed, pool_pre_ping=not is_sqlite)
     except (SQLAlchemyError, ImportError) as exc:
@@ -114,7 +223,13 @@ def transaction(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
                 yield conn
     except DBAPIError as exc:
         reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
-        raise StoreError(f"database {describe_url(str(engine.url))}: {reason}") from None
+        where = describe_url(str(engine.url))
+        if not storage_failed(exc):
+            raise StoreError(f"database {where}: {reason}") from None
+        path = sqlite_file(engine.url)
+        if path is not None and read_only_filesystem(path):
+            reason = f"{_read_only_text(path)} ({reason})"
+        raise StoreUnavailable(f"database {where}: {reason}") from None
 
 
 def current_revision(conn: Connection) -> str | None:

@@ -5,6 +5,8 @@
     ├── NotFoundError         (3)     the task ID is not registered
     ├── ConfigError           (78)    missing or invalid configuration or token
     ├── StoreError            (78)    the database cannot be used (unreachable, newer schema)
+    │   └── StoreUnavailable  (78)    the storage failed, not the data: disk full, read-only, I/O
+    │                                 error, locked past the busy timeout; the same write may pass
     ├── OperationFailed       (1)     a requested operation did not succeed
     └── JiraError             (1)     a request to Jira failed; `transient` says whether to retry
         ├── JiraUnreachable   (69)    connection refused or reset, DNS, TLS, timeout   transient
@@ -43,6 +45,15 @@ class ConfigError(MonitorError):
 
 class StoreError(MonitorError):
     exit_code = 78
+
+
+class StoreUnavailable(StoreError):
+    """A read or write failed because of the storage, not the data (SQLite's operational
+    errors: SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_BUSY, ...).
+
+    The daemon holds its writes back and retries them (the poller's `Backlog`); a constraint
+    or data error, by contrast, is one task's problem and is isolated to that task.
+    """
 
 
 class OperationFailed(MonitorError):

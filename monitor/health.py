@@ -7,7 +7,9 @@ it from its Jira calls every `heartbeat.BEAT_EVERY_S` (30 s). So a heartbeat old
 over a minute and a half (a very long `jira.timeout`) calls for `jtm status --stale-after`.
 
 Trouble is read from the tasks' last poll: each watched task whose last poll failed counts
-under one kind of error (`ErrorKind`, stored with the error), credentials first.
+under one kind of error (`ErrorKind`, stored with the error), credentials first. While the
+database cannot be written, the daemon says so in its state file (`monitor.statefile`), named
+by its heartbeat row: that trouble comes first, and the file's time counts as a heartbeat.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from enum import StrEnum
 
 from monitor.queries import FailingTask, Queries
 from monitor.records import Heartbeat
+from monitor.statefile import StoreTrouble, read_state_file
 from monitor.states import ErrorKind
 from monitor.store import Store
 
@@ -125,14 +128,38 @@ class StatusReport:
     schema: str | None
     size_bytes: int | None
     snapshots: int
+    store: StoreTrouble | None = None  # the live daemon cannot write the database
+
+
+def with_state_files(
+    heartbeats: Sequence[Heartbeat],
+) -> tuple[list[Heartbeat], dict[str, StoreTrouble]]:
+    """The heartbeats, each brought up to its daemon's state file where that is newer (the
+    daemon is alive, but cannot write its row), and the trouble each state file reports."""
+    beats, trouble = [], {}
+    for row in heartbeats:
+        state = None
+        if row.stopped_at is None and row.state_file:
+            state = read_state_file(row.state_file)
+        if state is not None and state.instance == row.instance:
+            if state.store is not None:
+                trouble[row.instance] = state.store
+            if state.updated_at > row.heartbeat_at:
+                row = row._replace(heartbeat_at=state.updated_at)  # noqa: PLW2901
+        beats.append(row)
+    return beats, trouble
 
 
 def status_report(
     store: Store, queries: Queries, now: datetime, stale_after_s: float = STALE_AFTER_S
 ) -> StatusReport:
+    beats, trouble = with_state_files(store.heartbeats())
+    daemon = daemon_health(beats, now, stale_after_s)
+    live = daemon.heartbeat if daemon.alive else None
     return StatusReport(
         now=now,
-        daemon=daemon_health(store.heartbeats(), now, stale_after_s),
+        daemon=daemon,
+        store=None if live is None else trouble.get(live.instance),
         counts=store.count_by_state(),
         trouble=group_trouble(queries.failing_tasks()),
         next_poll=queries.next_poll(),

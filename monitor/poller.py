@@ -9,7 +9,9 @@ are simply made again.
 
 Deciding what a poll means is pure (`monitor.observation`); applying and logging the
 decision is `Poller`'s part. A task whose processing raises is isolated: it is logged, backed
-off, and the others carry on.
+off, and the others carry on. A write that fails because of the storage (disk full, read-only)
+is no one task's fault: the outcomes are held in memory and written later (`monitor.backlog`),
+and each task keeps its schedule meanwhile, so Jira sees no more requests than usual.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from typing import Protocol
 
 from structlog.typing import FilteringBoundLogger
 
+from monitor.backlog import Backlog
 from monitor.canceller import Canceller
 from monitor.config import PollSettings, TimeoutSettings
 from monitor.deadlines import Limits
-from monitor.errors import JiraError, JiraNotFound, JiraRateLimited
+from monitor.errors import JiraError, JiraNotFound, JiraRateLimited, StoreUnavailable
 from monitor.jira import TaskInfo
 from monitor.logs import get_logger
 from monitor.observation import (
@@ -79,6 +82,7 @@ class TickReport:
     skipped: int = 0
     timeouts: int = 0
     cancels_sent: int = 0
+    held: int = 0  # outcomes held in memory: the database could not be written
 
     def add(self, other: TickReport) -> None:
         """Count `other` (a further round of the same tick) in."""
@@ -92,7 +96,8 @@ class Poller:
     and takes the cancel steps that are due.
 
     `watched_since` is when this continuous run of observation began (the daemon's start):
-    the monitor's own downtime before it never counts as a stall.
+    the monitor's own downtime before it never counts as a stall. `backlog` holds outcomes
+    that could not be written yet; the daemon hands the same one to each poller it builds.
     """
 
     def __init__(
@@ -106,6 +111,7 @@ class Poller:
         log: FilteringBoundLogger | None = None,
         rng: random.Random | None = None,
         watched_since: datetime | None = None,
+        backlog: Backlog | None = None,
     ) -> None:
         self.store = store
         self.api = api
@@ -115,6 +121,8 @@ class Poller:
         self.log = log or get_logger()
         self.rng = rng or random.Random()
         self.watched_since = watched_since or datetime.now(UTC)
+        self.backlog = Backlog(self.log) if backlog is None else backlog
+        self.backlog.log_every_s = poll.interval_s
         self.canceller = Canceller(store, api.cancel_task, timeouts.cancel_grace_s, log=self.log)
 
     def tick(
@@ -127,14 +135,35 @@ class Poller:
         while it polled are polled now, not a tick interval later. `now` fixes the clock
         (tests); otherwise each round reads it afresh. No new round starts once `keep_going`
         says no (the daemon is stopping).
+
+        Outcomes held while the database could not be written are tried first. Cancels wait
+        while it cannot be written: a cancel is sent only once its attempt is recorded.
         """
         report = TickReport()
+        if len(self.backlog):
+            self._flush(now or datetime.now(UTC), report)
         for _round in range(MAX_ROUNDS_PER_TICK):
-            batch = self.poll_due(now or datetime.now(UTC), DUE_BATCH)
+            try:
+                batch = self.poll_due(now or datetime.now(UTC), DUE_BATCH)
+            except StoreUnavailable as exc:  # the database cannot even be read
+                self.backlog.failed(exc)
+                break
             report.add(batch)
             if batch.due == 0 or report.due >= MAX_DUE_PER_TICK or not keep_going():
                 break
-        report.cancels_sent = self.canceller.send_due(now or datetime.now(UTC))
+        if not self.backlog.failing:
+            try:
+                report.cancels_sent = self.canceller.send_due(now or datetime.now(UTC))
+            except StoreUnavailable as exc:
+                self.backlog.failed(exc)
+        return report
+
+    def flush(self, now: datetime) -> TickReport:
+        """Try to write the outcomes held while the database could not be written (at a
+        stop: the tick does it first thing anyway). `len(self.backlog)` says what is left."""
+        report = TickReport()
+        if len(self.backlog):
+            self._flush(now, report)
         return report
 
     def poll_due(self, now: datetime, limit: int = DUE_BATCH) -> TickReport:
@@ -146,7 +175,7 @@ class Poller:
         to `WRITE_GROUP` of them.
         """
         report = TickReport()
-        due = self.store.due_tasks(now, limit)
+        due = self.backlog.due(self.store, now, limit)
         report.due = len(due)
         answers: SimpleQueue[tuple[Task, Answer]] = SimpleQueue()
         for task in due:
@@ -180,26 +209,65 @@ class Poller:
                 staged.append(_Polled(task, answer, self._plan(task, answer, now)))
             except Exception as exc:
                 self._isolate(task, exc, now, report)
-        together = self._write_together(staged, now) if len(staged) > 1 else None
+        if len(self.backlog):  # new outcomes go in behind the held ones, never before
+            for polled in staged:
+                self._hold(polled.write(), now, report, polled)
+            self._flush(now, report)
+            return
+        try:
+            together = self._write_together(staged, now) if len(staged) > 1 else None
+        except StoreUnavailable as exc:
+            self._hold_all(staged, exc, now, report)
+            return
         if together is not None:
+            self.backlog.written()
             for polled, ok in zip(staged, together, strict=True):
                 self._settle(polled, ok, now, report)
             return
-        for polled in staged:
+        for i, polled in enumerate(staged):
             try:
                 ok = self.store.record_polls([polled.write()], now)[0]
+            except StoreUnavailable as exc:
+                self._hold_all(staged[i:], exc, now, report)
+                return
             except Exception as exc:
                 self._isolate(polled.task, exc, now, report)
             else:
+                self.backlog.written()
                 self._settle(polled, ok, now, report)
 
     def _write_together(self, staged: list[_Polled], now: datetime) -> list[bool] | None:
-        """Write `staged` in one transaction; None if that failed (then each goes alone, so
-        that one task's bad data costs only its own poll)."""
+        """Write `staged` in one transaction; None if that failed for the data (then each
+        goes alone, so that one task's bad data costs only its own poll). A failure of the
+        storage is raised: no write would go in alone either."""
         try:
             return self.store.record_polls([polled.write() for polled in staged], now)
+        except StoreUnavailable:
+            raise
         except Exception:
             return None
+
+    def _hold(
+        self, write: PollWrite, now: datetime, report: TickReport, polled: _Polled | None = None
+    ) -> None:
+        self.backlog.hold(write, now, polled)
+        report.held += 1
+
+    def _hold_all(
+        self, staged: list[_Polled], error: StoreUnavailable, now: datetime, report: TickReport
+    ) -> None:
+        for polled in staged:
+            self._hold(polled.write(), now, report, polled)
+        self.backlog.failed(error)
+
+    def _flush(self, now: datetime, report: TickReport) -> None:
+        """Write what is held (`Backlog.flush`), then count and log those polls."""
+        written = self.backlog.flush(self.store, now)
+        if written:
+            self.backlog.written(tasks=len({held.write.task.task_id for held, _ in written}))
+        for held, ok in written:
+            if isinstance(held.settle, _Polled):
+                self._settle(held.settle, ok, held.write.at or now, report)
 
     def _isolate(self, task: Task, error: Exception, now: datetime, report: TickReport) -> None:
         """One task's bad data or a bug must not stop the others, nor be retried every tick."""
@@ -209,8 +277,15 @@ class Poller:
 
     def _back_off(self, task: Task, error: Exception, now: datetime) -> None:
         plan = plan_failure(task, error, now, self.poll, self._jitter())
+        write = PollWrite(task, plan.values, events=plan.events)
+        if len(self.backlog):
+            self.backlog.hold(write, now)
+            return
         try:
-            self.store.record_poll(task, plan.values, now, events=plan.events)
+            self.store.record_polls([write], now)
+        except StoreUnavailable as exc:
+            self.backlog.hold(write, now)
+            self.backlog.failed(exc)
         except Exception:
             self.log.exception("poller.backoff_failed", task_id=task.task_id)
 

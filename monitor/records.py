@@ -89,6 +89,7 @@ class Heartbeat(NamedTuple):
     last_tick_polls: int = 0
     next_poll_at: datetime | None = None
     stopped_at: datetime | None = None
+    state_file: str | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:

@@ -208,4 +208,5 @@ HEARTBEATS = Table(
     Column("last_tick_polls", Integer, default=0, nullable=False),
     Column("next_poll_at", UTCDateTime),
     Column("stopped_at", UTCDateTime),
+    Column("state_file", String(4096)),  # see monitor.statefile
 )

@@ -31,6 +31,7 @@ from monitor.states import TaskState
 
 if TYPE_CHECKING:
     from monitor.poller import TickReport
+    from monitor.statefile import StoreTrouble
 
 NOTIFY_SOCKET_ENV = "NOTIFY_SOCKET"
 WATCHDOG_USEC_ENV = "WATCHDOG_USEC"
@@ -209,11 +210,26 @@ def counts_text(counts: Mapping[str, int] | None) -> str:
     )
 
 
+def trouble_text(trouble: StoreTrouble) -> str:
+    """The database outage, in a few words (STATUS=, `jtm status`)."""
+    noun = "task" if trouble.tasks_waiting == 1 else "tasks"
+    return (
+        f"cannot write the database since {trouble.since:%Y-%m-%d %H:%M:%S} UTC "
+        f"({trouble.tasks_waiting} {noun} waiting): {trouble.error}"
+    )
+
+
 def status_line(
-    counts: Mapping[str, int] | None, report: TickReport | None, at: datetime | None
+    counts: Mapping[str, int] | None,
+    report: TickReport | None,
+    at: datetime | None,
+    trouble: StoreTrouble | None = None,
 ) -> str:
-    """systemd's STATUS= text: live counts and the last tick, e.g. for `systemctl status`."""
+    """systemd's STATUS= text: live counts and the last tick, e.g. for `systemctl status`;
+    first of all, the database's trouble if it cannot be written."""
     text = counts_text(counts)
+    if trouble is not None:
+        text = f"{trouble_text(trouble)}; {text}"
     if at is None or report is None:
         return f"{text}; no tick yet"
     return f"{text}; last tick {at:%Y-%m-%d %H:%M:%S} UTC, polled {report.polled}/{report.due}"

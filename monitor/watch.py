@@ -26,7 +26,14 @@ import click
 from monitor.config import Settings, TimeoutSettings
 from monitor.deadlines import Limits, stored_facts, time_left
 from monitor.durations import format_approx
-from monitor.health import STALE_AFTER_S, DaemonHealth, DaemonState, daemon_health, error_kind
+from monitor.health import (
+    STALE_AFTER_S,
+    DaemonHealth,
+    DaemonState,
+    daemon_health,
+    error_kind,
+    with_state_files,
+)
 from monitor.palette import STATUS_COLOURS
 from monitor.queries import Filters, Queries
 from monitor.states import JiraStatus, TaskState
@@ -137,7 +144,7 @@ def load_view(
     return View(
         now=now,
         rows=rows,
-        daemon=daemon_health(store.heartbeats(), now, STALE_AFTER_S),
+        daemon=daemon_health(with_state_files(store.heartbeats())[0], now, STALE_AFTER_S),
         next_poll_at=next_poll[1] if next_poll else None,
     )
 

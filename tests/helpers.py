@@ -63,11 +63,18 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "
 
 
 class Daemon:
-    """`jtm run` in a subprocess, its stdout lines collected as they come."""
+    """`jtm run` in a subprocess, its stdout lines collected as they come; `wrapper` goes
+    before the command (it must exec it, keeping the pid)."""
 
-    def __init__(self, config: Path, env: dict[str, str], extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config: Path,
+        env: dict[str, str],
+        extra: Sequence[str] = (),
+        wrapper: Sequence[str] = (),
+    ) -> None:
         self.proc = subprocess.Popen(
-            [*JTM, "--config", str(config), "run", *extra],
+            [*wrapper, *JTM, "--config", str(config), "run", *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -37,6 +37,9 @@ def status(ctx: click.Context, app: AppContext, stale_after: float, fmt: str) ->
     stopped, or none ever ran on this database (with --json too), so that a monitoring
     script can run `jtm status` as is.
 
+    A daemon that cannot write the database (a full disk) is alive; its trouble comes
+    first, read from its state file in its runtime directory.
+
     \b
     Example:
       jtm status
@@ -84,6 +87,15 @@ def _status_json(report: StatusReport, url: str) -> dict[str, Any]:
         "checked_at": iso(report.now),
         "daemon": _daemon_json(report.daemon),
         "tasks": {state.value: report.counts.get(state, 0) for state in TaskState},
+        "store": (
+            None
+            if report.store is None
+            else {
+                "error": report.store.error,
+                "failing_since": iso(report.store.since),
+                "tasks_waiting": report.store.tasks_waiting,
+            }
+        ),
         "trouble": [
             {"kind": g.kind.value, "tasks": g.count, "task_ids": g.task_ids, "example": g.example}
             for g in report.trouble
@@ -131,11 +143,14 @@ def _print_status(report: StatusReport, url: str) -> None:
     from monitor.database import describe_url
     from monitor.durations import format_approx
     from monitor.states import TaskState
+    from monitor.systemd import trouble_text
 
     lines = [("daemon", _daemon_line(report.daemon))]
     counts = ", ".join(f"{report.counts.get(s, 0)} {s.value}" for s in TaskState)
     lines.append(("tasks", counts))
-    for i, group in enumerate(report.trouble or [None]):
+    if report.store is not None:
+        lines.append(("trouble", click.style("database: ", fg="red") + visible(trouble_text(report.store))))
+    for i, group in enumerate(report.trouble or ([] if report.store else [None])):
         if group is None:
             text = "none"
         else:
@@ -144,7 +159,7 @@ def _print_status(report: StatusReport, url: str) -> None:
             noun = "task" if group.count == 1 else "tasks"
             text = click.style(f"{group.kind}: {group.count} {noun}", fg="red") + f" ({ids})"
             text += f": {visible(group.example)}"
-        lines.append(("trouble" if i == 0 else "", text))
+        lines.append(("trouble" if i == 0 and report.store is None else "", text))
     if report.next_poll is None:
         lines.append(("next poll", "none: no watched task"))
     else:

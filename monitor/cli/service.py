@@ -52,6 +52,9 @@ def db() -> None:
 def upgrade(app: AppContext) -> None:
     """Migrate the database to the current schema.
 
+    Also the one way to make a database of an empty (0-byte) file at database.url, which
+    every other command refuses.
+
     \b
     Example:
       jtm db upgrade
@@ -59,7 +62,7 @@ def upgrade(app: AppContext) -> None:
     from monitor.database import SCHEMA_HEAD, create_db_engine, describe_url, ensure_schema
 
     url = app.settings().database.url
-    engine = create_db_engine(url)
+    engine = create_db_engine(url, adopt_empty=True)
     try:
         before = ensure_schema(engine, "upgrade")
     finally:

@@ -30,6 +30,10 @@ class PollWrite:
     `touch_snapshot` to move the newest snapshot's `last_seen_at` instead. With
     `decides_cancel`, the write also requires that no cancel was decided meanwhile (by
     `jtm cancel`), so one decision is never overwritten by another.
+
+    A write held back while the database could not be written (`monitor.backlog`) carries
+    the time of its poll in `at` (else the time of the write counts), and `polls_made` > 1
+    when it stands for that many polls that changed nothing.
     """
 
     task: Task
@@ -38,6 +42,8 @@ class PollWrite:
     touch_snapshot: bool = False
     events: tuple[EventSpec, ...] = ()
     decides_cancel: bool = False
+    at: datetime | None = None
+    polls_made: int = 1
 
 
 _INSERT_SNAPSHOT = insert(SNAPSHOTS)
@@ -75,7 +81,8 @@ def _poll_update(columns: tuple[str, ...], decides_cancel: bool) -> Update:
 def write_poll(conn: Connection, write: PollWrite, now: datetime) -> bool:
     """Write one poll's outcome in the caller's transaction; False if it lost the race."""
     task = write.task
-    params = {**write.values, "polls": task.polls + 1, "updated_at": now}
+    now = write.at or now
+    params = {**write.values, "polls": task.polls + write.polls_made, "updated_at": now}
     statement = _poll_update(tuple(sorted(params)), write.decides_cancel)
     params |= {"w_task_id": task.task_id, "w_polls": task.polls}
     if conn.execute(statement, params).rowcount != 1:
