@@ -149,7 +149,9 @@ def _print_status(report: StatusReport, url: str) -> None:
     counts = ", ".join(f"{report.counts.get(s, 0)} {s.value}" for s in TaskState)
     lines.append(("tasks", counts))
     if report.store is not None:
-        lines.append(("trouble", click.style("database: ", fg="red") + visible(trouble_text(report.store))))
+        lines.append(
+            ("trouble", click.style("database: ", fg="red") + visible(trouble_text(report.store)))
+        )
     for i, group in enumerate(report.trouble or ([] if report.store else [None])):
         if group is None:
             text = "none"
