@@ -18,6 +18,7 @@ from monitor.durations import format_duration
 from monitor.errors import (
     JiraAuthError,
     JiraError,
+    JiraForbidden,
     JiraNotFound,
     JiraRateLimited,
     JiraServerError,
@@ -236,6 +237,7 @@ def error_kind(error: Exception) -> ErrorKind:
 
 
 _ERROR_KINDS: tuple[tuple[type[JiraError], ErrorKind], ...] = (
+    (JiraForbidden, ErrorKind.FORBIDDEN),  # before its base class: one task, not the site
     (JiraAuthError, ErrorKind.CREDENTIALS),
     (JiraRateLimited, ErrorKind.RATE_LIMITED),
     (JiraUnreachable, ErrorKind.UNREACHABLE),

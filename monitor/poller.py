@@ -27,7 +27,7 @@ from structlog.typing import FilteringBoundLogger
 from monitor.canceller import Canceller
 from monitor.config import PollSettings, TimeoutSettings
 from monitor.deadlines import Limits
-from monitor.errors import JiraError, JiraNotFound, JiraRateLimited
+from monitor.errors import JiraError, JiraForbidden, JiraNotFound, JiraRateLimited
 from monitor.jira import TaskInfo
 from monitor.logs import get_logger
 from monitor.observation import (
@@ -38,7 +38,7 @@ from monitor.observation import (
     plan_success,
 )
 from monitor.records import Task
-from monitor.states import CancelSource, JiraStatus
+from monitor.states import CancelSource, ErrorKind, JiraStatus
 from monitor.store import PollWrite, Store
 
 MAX_LOGGED_RESULT_CHARS = 1_000
@@ -275,12 +275,20 @@ class Poller:
             self._log_finished(task, answer, now, plan)
 
     def _log_failure(self, task: Task, error: JiraError) -> None:
-        if isinstance(error, JiraRateLimited):
+        if isinstance(error, JiraForbidden):
+            # Once per change: a task the account may not see is refused at every poll.
+            already = task.consecutive_errors and task.last_error_kind == ErrorKind.FORBIDDEN
+            if not already:
+                self.log.warning(
+                    "task.access_denied", task_id=task.task_id, kind="task", reason=str(error)
+                )
+        elif isinstance(error, JiraRateLimited):
             self.log.warning(
                 "jira.rate_limited",
                 task_id=task.task_id,
                 retry_after_s=error.retry_after_s,
                 wait_s=error.pause_s,
+                reason=error.reason,
             )
         elif not isinstance(error, JiraNotFound):
             self.log.warning(
