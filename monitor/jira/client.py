@@ -57,6 +57,7 @@ from monitor.errors import (
     JiraServerError,
     JiraUnreachable,
 )
+from monitor.jira.deadline import DeadlineAdapter, RequestDeadline
 from monitor.jira.diagnosis import (
     jira_error_text,
     json_or_none,
@@ -67,7 +68,6 @@ from monitor.jira.diagnosis import (
     show_id,
     transport_reason,
 )
-from monitor.jira.deadline import DeadlineAdapter, RequestDeadline
 from monitor.jira.pacing import SiteGate, http_date, rate_limit_reset_seconds, retry_after_seconds
 from monitor.jira.payload import TaskInfo, parse_task
 
@@ -134,9 +134,7 @@ class JiraClient:
         self._closed = False
 
         session = requests.Session()
-        adapter = DeadlineAdapter(
-            pool_connections=1, pool_maxsize=max(1, pool_size), max_retries=0
-        )
+        adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=max(1, pool_size), max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         _settle_environment(session, self._api, settings.verify_tls)
@@ -256,9 +254,8 @@ class JiraClient:
         if deadline.expired:
             # Whatever the shut-down socket made of the answer (an error, or a body cut short
             # that would look complete without a Content-Length), it is not an answer.
-            raise JiraUnreachable(
-                self._scrub(f"cannot reach {self._origin}: no complete answer within {timeout:g}s")
-            )
+            late = f"timeout after {timeout:g}s (no complete answer)"
+            raise JiraUnreachable(self._scrub(f"cannot reach {self._origin}: {late}"))
         if error is not None:
             raise error
         status = response.status_code
@@ -330,9 +327,7 @@ class JiraClient:
         if status == 403:
             pause = self.gate.forbidden()
             paused = (
-                ""
-                if pause is None
-                else f" (every request refused: all requests paused {pause:g}s)"
+                "" if pause is None else f" (every request refused: all requests paused {pause:g}s)"
             )
             needs = (
                 "cancel it (needs Administer Jira or being its creator, and a token that may "
