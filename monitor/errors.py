@@ -8,6 +8,7 @@
     ├── OperationFailed       (1)     a requested operation did not succeed
     └── JiraError             (1)     a request to Jira failed; `transient` says whether to retry
         ├── JiraUnreachable   (69)    connection refused or reset, DNS, TLS, timeout   transient
+        │   └── ClientClosed  (69)    the client was closed (the daemon is stopping)   transient
         ├── JiraRateLimited   (1)     429 (or a 5xx with Retry-After)                    transient
         ├── JiraServerError   (1)     5xx                                                transient
         ├── JiraBadResponse   (1)     a body that is not the JSON that was expected      transient
@@ -67,6 +68,13 @@ class JiraError(MonitorError):
 class JiraUnreachable(JiraError):
     exit_code = 69
     transient = True
+
+
+class ClientClosed(JiraUnreachable):
+    """The request was never sent: the client (or its site gate) was closed first."""
+
+    def __init__(self, message: str = "client closed") -> None:
+        super().__init__(message)
 
 
 class JiraRateLimited(JiraError):

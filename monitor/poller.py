@@ -27,7 +27,7 @@ from structlog.typing import FilteringBoundLogger
 from monitor.canceller import Canceller
 from monitor.config import PollSettings, TimeoutSettings
 from monitor.deadlines import Limits
-from monitor.errors import JiraError, JiraForbidden, JiraNotFound, JiraRateLimited
+from monitor.errors import ClientClosed, JiraError, JiraForbidden, JiraNotFound, JiraRateLimited
 from monitor.jira import TaskInfo
 from monitor.logs import get_logger
 from monitor.observation import (
@@ -56,6 +56,9 @@ Answer = TaskInfo | Exception
 
 NO_ANSWER = RuntimeError("the request to Jira ended without an answer")
 """Handed back if a worker's request ends by a BaseException (the tick must not wait on it)."""
+
+NOT_SENT = ClientClosed("not sent: the daemon is stopping")
+"""Handed back for a request dropped at a stop: the task stays due and is polled next time."""
 
 
 class TaskApi(Protocol):
@@ -125,19 +128,26 @@ class Poller:
         Due tasks are taken `DUE_BATCH` at a time (a few hundred task rows in memory, not
         thousands), and the tick looks again as long as it finds work: tasks that fell due
         while it polled are polled now, not a tick interval later. `now` fixes the clock
-        (tests); otherwise each round reads it afresh. No new round starts once `keep_going`
-        says no (the daemon is stopping).
+        (tests); otherwise each round reads it afresh. Once `keep_going` says no (the daemon
+        is stopping), no new round starts, requests not yet sent are dropped (the tasks stay
+        due, for the next start) and no cancel is sent: only requests in flight finish.
         """
         report = TickReport()
         for _round in range(MAX_ROUNDS_PER_TICK):
-            batch = self.poll_due(now or datetime.now(UTC), DUE_BATCH)
+            batch = self.poll_due(now or datetime.now(UTC), DUE_BATCH, keep_going)
             report.add(batch)
             if batch.due == 0 or report.due >= MAX_DUE_PER_TICK or not keep_going():
                 break
-        report.cancels_sent = self.canceller.send_due(now or datetime.now(UTC))
+        if keep_going():
+            report.cancels_sent = self.canceller.send_due(now or datetime.now(UTC))
         return report
 
-    def poll_due(self, now: datetime, limit: int = DUE_BATCH) -> TickReport:
+    def poll_due(
+        self,
+        now: datetime,
+        limit: int = DUE_BATCH,
+        keep_going: Callable[[], bool] = lambda: True,
+    ) -> TickReport:
         """Poll up to `limit` due tasks and record what they say (deciding cancels, not
         sending them).
 
@@ -150,7 +160,7 @@ class Poller:
         report.due = len(due)
         answers: SimpleQueue[tuple[Task, Answer]] = SimpleQueue()
         for task in due:
-            self.executor.submit(self._fetch, task, answers)
+            self.executor.submit(self._fetch, task, answers, keep_going)
         waiting = len(due)
         while waiting:
             group = [answers.get()]
@@ -160,11 +170,19 @@ class Poller:
             self._apply(group, now, report)
         return report
 
-    def _fetch(self, task: Task, answers: SimpleQueue[tuple[Task, Answer]]) -> None:
-        """Ask Jira about `task` (in a worker) and hand what came back to the tick's thread."""
+    def _fetch(
+        self,
+        task: Task,
+        answers: SimpleQueue[tuple[Task, Answer]],
+        keep_going: Callable[[], bool],
+    ) -> None:
+        """Ask Jira about `task` (in a worker) and hand what came back to the tick's thread;
+        `NOT_SENT` instead once the daemon is stopping."""
         answer: Answer = NO_ANSWER
         try:
-            answer = self.api.get_task(task.task_id)
+            answer = self.api.get_task(task.task_id) if keep_going() else NOT_SENT
+        except ClientClosed:
+            answer = NOT_SENT  # the gate was closed by a stop while this request waited
         except Exception as exc:  # a JiraError is an answer; any other is isolated later
             answer = exc
         finally:
@@ -173,6 +191,9 @@ class Poller:
     def _apply(self, group: list[tuple[Task, Answer]], now: datetime, report: TickReport) -> None:
         staged: list[_Polled] = []
         for task, answer in group:
+            if answer is NOT_SENT:
+                report.skipped += 1
+                continue
             if not isinstance(answer, TaskInfo | JiraError):
                 self._isolate(task, answer, now, report)
                 continue

@@ -46,6 +46,7 @@ from requests.auth import AuthBase
 from monitor import __version__
 from monitor.config import JiraSettings, Secret
 from monitor.errors import (
+    ClientClosed,
     ConfigError,
     JiraAuthError,
     JiraBadResponse,
@@ -229,7 +230,7 @@ class JiraClient:
         a `JiraError`. `site`: the request is about the site, not a task (a 403 is then the
         credentials'); `cancel`: the request is a cancel (its 403 and 415 say so)."""
         if self._closed:
-            raise JiraUnreachable("client closed")
+            raise ClientClosed()
         self.gate.acquire()
         error: JiraError | None = None
         timeout = self._settings.timeout_s

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from monitor.errors import JiraUnreachable
+from monitor.errors import ClientClosed
 
 __all__ = [
     "AUTH_PAUSE_AFTER",
@@ -111,7 +111,7 @@ class SiteGate:
         while True:
             with self._lock:
                 if self._closed.is_set():
-                    raise JiraUnreachable("client closed")
+                    raise ClientClosed()
                 now = self._clock()
                 ready_at = max(self._pause_deadline, self._next_free)
                 if len(self._recent) == self._window:
