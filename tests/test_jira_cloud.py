@@ -36,7 +36,7 @@ from monitor.simulator.wire import ErrorForm
 from monitor.states import ErrorKind, EventKind, TaskState
 from monitor.store import Registration, Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
-from tests.helpers import events, write_config
+from tests.helpers import Daemon, base_env, events, jtm, wait_for, write_config
 
 SAMPLES = Path(__file__).parent / "jira_samples"
 FOREVER = 10_000_000.0
@@ -154,8 +154,8 @@ def workers() -> Iterator[ThreadPoolExecutor]:
 def test_five_forbidden_tasks_of_fifty_never_pause_the_site(
     sim: Simulator, store: Store, client: JiraClient, workers: ThreadPoolExecutor
 ) -> None:
-    ids = [str(n) for n in range(1, 51)]
-    forbidden = set(ids[::10])
+    ids = [f"{n:02}" for n in range(1, 51)]
+    forbidden = set(ids[:5])  # polled first, one after the other
     for task_id in ids:
         sim.add_task(TaskScript(task_id, queued_s=FOREVER, forbidden=task_id in forbidden))
     start = datetime.now(UTC)
@@ -166,7 +166,9 @@ def test_five_forbidden_tasks_of_fifty_never_pause_the_site(
         for round_ in range(6):  # each tick past every task's interval: all of them are due
             now = start + timedelta(seconds=2 * round_)
             before = len(sim.requests_log())
+            began = time.monotonic()
             report = poller.tick(now)
+            assert time.monotonic() - began < 5, "the site was paused"
             polled = {r.task_id for r in sim.requests_log()[before:] if r.status == 200}
             assert polled == set(ids) - forbidden, f"tick {round_}"
             assert report.polled == 45
@@ -453,3 +455,73 @@ def test_a_server_error_in_a_chunked_body_still_gives_jiras_text() -> None:
             client.get_task("1")
     caught = e
     assert "Simulated failure: 500" in str(caught.value)
+
+
+# -- the daemon: a hung answer holds one worker, a stop drops what was not sent -------------------
+
+
+def _task_polls(sim: Simulator, task_id: str) -> int:
+    return sum(1 for r in sim.requests_log() if r.task_id == task_id)
+
+
+def test_a_dripping_answer_holds_one_worker_and_sigterm_still_stops_at_once(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    ids = ["1", "2", "3", "drip"]
+    for task_id in ids:
+        sim.add_task(TaskScript(task_id, queued_s=FOREVER))
+    sim.add_fault(Fault("drip", delay_s=0.5, task_id="drip", count=None))  # ~200 s an answer
+    config = write_config(tmp_path, sim, SIM_EMAIL, jira={"timeout": "2s"})
+    env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
+    assert jtm(config, "add", *ids, env=env).returncode == 0
+    daemon = Daemon(config, env)
+    try:
+        daemon.wait_event("daemon.started")
+        wait_for(lambda: _task_polls(sim, "drip") >= 1, what="the dripping request")
+        others = {task_id: _task_polls(sim, task_id) for task_id in ids[:3]}
+        began = time.monotonic()
+        # While the dripping answer holds one worker, the others are polled at their interval
+        # (1 s, stretched by half each time nothing changes, up to 2 s).
+        wait_for(
+            lambda: all(_task_polls(sim, t) >= others[t] + 2 for t in others),
+            timeout=10,
+            what="two more polls of every other task",
+        )
+        assert time.monotonic() - began < 6.5
+        wait_for(lambda: _task_polls(sim, "drip") >= 2, timeout=10, what="a second drip")
+        stopping = time.monotonic()
+        returncode = daemon.stop(timeout=20)
+        took = time.monotonic() - stopping
+    finally:
+        daemon.kill()
+    assert returncode == 0, daemon.stderr
+    assert took < 4.0, f"stopped {took:.1f}s after SIGTERM"
+    assert daemon.events("daemon.stopped")
+
+
+def test_sigterm_drops_hundreds_of_paced_requests_not_yet_sent(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    ids = [f"p{n}" for n in range(300)]
+    for task_id in ids:
+        sim.add_task(TaskScript(task_id, queued_s=FOREVER))
+    config = write_config(tmp_path, sim, SIM_EMAIL, jira={"max_rps": 5})  # a 60 s tick
+    env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
+    assert jtm(config, "add", "-", env=env, stdin="\n".join(ids)).returncode == 0
+    daemon = Daemon(config, env)
+    try:
+        daemon.wait_event("daemon.started")
+        wait_for(lambda: len(sim.requests_log()) >= 10, what="the tick under way")
+        stopping = time.monotonic()
+        returncode = daemon.stop(timeout=30)
+        took = time.monotonic() - stopping
+    finally:
+        daemon.kill()
+    assert returncode == 0, daemon.stderr
+    assert took < 4.0, f"stopped {took:.1f}s after SIGTERM"
+    polled = {r.task_id for r in sim.requests_log() if r.task_id is not None}
+    assert len(polled) < 60
+    listed = json.loads(jtm(config, "list", "--json", env=env).stdout)
+    never = [t for t in listed if t["polls"] == 0]
+    assert len(never) == 300 - len(polled)  # dropped, not failed: polled at the next start
+    assert all(t["last_error"] is None for t in never)
