@@ -326,9 +326,11 @@ class JiraClient:
                 status=status,
             )
         if status == 403:
-            pause = self.gate.forbidden()
+            refused = self.gate.forbidden()
             paused = (
-                "" if pause is None else f" (every request refused: all requests paused {pause:g}s)"
+                ""
+                if refused is None
+                else f" (every request refused: all requests paused {refused:g}s)"
             )
             needs = (
                 "cancel it (needs Administer Jira or being its creator, and a token that may "

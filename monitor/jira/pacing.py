@@ -240,12 +240,13 @@ def rate_limit_reset_seconds(value: str | None, *, now: datetime | None = None) 
     text = (value or "").strip()
     if not text or len(text) > 40:
         return None
+    when: datetime | None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
         when = http_date(text)
-        if when is None:
-            return None
+    if when is None:
+        return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     delta = (when - (now or datetime.now(UTC))).total_seconds()

@@ -95,8 +95,8 @@ class Fault:
                 headers.append(("X-RateLimit-Reset", reset.isoformat(timespec="seconds")))
             return jira_error(429, "Rate limit exceeded.", headers=tuple(headers))
         status = self.status or 500
-        headers = () if self.retry_after is None else (("Retry-After", self.retry_after),)
-        return jira_error(status, f"Simulated failure: {_reason(status)}", headers=headers)
+        retry = () if self.retry_after is None else (("Retry-After", self.retry_after),)
+        return jira_error(status, f"Simulated failure: {_reason(status)}", headers=retry)
 
 
 def _reason(status: int) -> str:
