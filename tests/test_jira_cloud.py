@@ -525,3 +525,16 @@ def test_sigterm_drops_hundreds_of_paced_requests_not_yet_sent(
     never = [t for t in listed if t["polls"] == 0]
     assert len(never) == 300 - len(polled)  # dropped, not failed: polled at the next start
     assert all(t["last_error"] is None for t in never)
+
+
+@pytest.mark.parametrize("skew_s", [-300.0, 300.0])
+def test_jiras_clock_is_its_date_header_even_when_skewed(skew_s: float) -> None:
+    with Simulator(email=SIM_EMAIL, token=SIM_TOKEN, skew_s=skew_s) as sim:
+        sim.add_task(TaskScript("1", queued_s=0, run_s=FOREVER, started_ago_s=60))
+        settings = JiraSettings(url=sim.url, email=SIM_EMAIL, timeout_s=2.0, max_rps=1000.0)
+        with JiraClient(settings, Secret(SIM_TOKEN)) as client:
+            info = client.get_task("1")
+    assert info.server_time is not None and info.started is not None
+    ours = datetime.now(UTC)
+    assert abs((info.server_time - ours).total_seconds() - skew_s) < 3
+    assert abs((info.server_time - info.started).total_seconds() - 60) < 3
