@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 from structlog.testing import capture_logs
 
@@ -102,14 +103,6 @@ def test_every_error_sample_gives_jiras_own_text(name: str, text: str) -> None:
     found = jira_error_text(sample(name))
     assert found is not None and text in found
     assert "<" not in found and "status-code" not in found and "present" not in found
-
-
-def test_the_samples_are_the_shared_bytes() -> None:
-    shared = Path(__file__).parents[2] / "shared" / "jira-samples"
-    if not shared.is_dir():
-        pytest.skip("no shared samples next to this checkout")
-    for path in shared.iterdir():
-        assert (SAMPLES / path.name).read_bytes() == path.read_bytes(), path.name
 
 
 # -- 401 bodies in each of Jira's forms: Jira's text everywhere ---------------------------------
@@ -538,3 +531,19 @@ def test_jiras_clock_is_its_date_header_even_when_skewed(skew_s: float) -> None:
     ours = datetime.now(UTC)
     assert abs((info.server_time - ours).total_seconds() - skew_s) < 3
     assert abs((info.server_time - info.started).total_seconds() - 60) < 3
+
+
+def test_the_control_api_drives_the_new_modes(sim: Simulator, client: JiraClient) -> None:
+    added = requests.post(
+        sim.url + "/_sim/tasks",
+        json=[{"task_id": "f", "forbidden": True}, {"task_id": "s", "sparse": True}],
+        timeout=5,
+    )
+    assert added.status_code == 200, added.text
+    fault = {"kind": "rate_limit", "reset_in_s": 30, "task_id": "s"}
+    assert requests.post(sim.url + "/_sim/faults", json=fault, timeout=5).status_code == 200
+    with pytest.raises(JiraForbidden):
+        client.get_task("f")
+    with pytest.raises(JiraRateLimited) as caught:
+        client.get_task("s")
+    assert caught.value.reason == RATE_LIMIT_REASON
