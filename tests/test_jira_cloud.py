@@ -179,7 +179,7 @@ def test_five_forbidden_tasks_of_fifty_never_pause_the_site(
         )
 
 
-def test_a_forbidden_task_shows_in_show_list_and_status(
+def test_a_forbidden_task_shows_in_show_list_status_and_watch(
     sim: Simulator, store: Store, client: JiraClient, workers: ThreadPoolExecutor, tmp_path: Path
 ) -> None:
     sim.add_task(TaskScript("7", forbidden=True))
@@ -198,6 +198,7 @@ def test_a_forbidden_task_shows_in_show_list_and_status(
     assert json.loads(run("list", "--json"))[0]["last_error_kind"] == "forbidden"
     assert "forbidden" in run("list")
     assert "forbidden: 1 task (7)" in run("status", code=1)  # 1: no daemon has run
+    assert "! forbidden: " in run("watch", "--once")
 
 
 def _db_path(store: Store) -> str:
