@@ -5,8 +5,10 @@ due rows, so nothing is kept in the scheduler's job store and a restart loses no
 APScheduler's defaults fight a poller (misfire grace of 1 s, runs skipped while one is in
 flight), so the one job is coalescing, never misfires, and a skipped run is logged.
 
-Signals (handled in the main thread, between sleeps): SIGTERM and SIGINT stop the daemon after
-the tick in flight; SIGHUP reloads the config. Under systemd (`monitor.systemd`) the daemon
+Signals (handled in the main thread, between sleeps): SIGTERM and SIGINT stop the daemon: the
+requests of the tick not yet sent are dropped (those tasks stay due and are polled at the next
+start), the ones in flight finish within `jira.timeout` (a deadline on the whole request), and
+no cancel is sent; SIGHUP reloads the config. Under systemd (`monitor.systemd`) the daemon
 sends READY=1 once the database is migrated and the scheduler started, STATUS= after every tick,
 WATCHDOG=1 only from ticks that completed, RELOADING=1/READY=1 around a reload, STOPPING=1.
 
@@ -227,13 +229,16 @@ class Daemon:
                     self.heartbeat.write_if_due(store, time.monotonic())
                 time.sleep(STOP_CHECK_S)
         finally:
-            self.notifier.stopping("stopping: finishing the tick in flight")
+            self.notifier.stopping("stopping: finishing the requests in flight")
             if self._site_paused():
-                # Requests queued behind a rate-limit pause are not in flight: rather than
-                # wait up to MAX_PAUSE_S, let them fail as transient errors (retried later).
                 self.log.warning("daemon.stop_during_rate_limit_pause")
-                self._current().client.gate.close()
-            scheduler.shutdown(wait=True)  # lets the tick in flight finish
+            # Requests waiting for their turn (pacing, or a rate-limit pause) are not in flight:
+            # closing the gate drops them at once, and the tick drops those not yet started.
+            with self._swap:
+                gates = {r.client.gate for r in (self._runtime, self._pending) if r is not None}
+            for gate in gates:
+                gate.close()
+            scheduler.shutdown(wait=True)  # lets the requests in flight finish
             with self._swap:
                 leftovers = [r for r in (self._runtime, self._pending) if r is not None]
             for item in leftovers:

@@ -5,15 +5,21 @@ when), never from process memory, so a restart neither resets nor forgets one.
 
 Clocks. Jira's timestamps are on Jira's clock, `now` and `observed_at` on ours; the two can
 disagree by minutes. So ages are measured on Jira's clock wherever Jira gives us its "now":
-while a task runs, `started + elapsedRuntime` is Jira's clock at the moment it answered;
-otherwise the HTTP `Date` of that answer (`server_time`). Our clock only adds the time since
-the observation. With neither (no Date header and not running), ages fall back to our clock
-and a skew can shift them; they are never negative.
+the HTTP `Date` of its answer (`server_time`, whole seconds), or `started + elapsedRuntime`
+while a task runs, whichever is later. `elapsedRuntime` alone is no clock: Atlassian's own
+example has it at 156 ms with `finished - started` = 100 ms, and a Jira that refreshes it only
+when progress moves would freeze it, and every age with it. Both are lower bounds of Jira's
+"now", so the later is the better. Our clock only adds the time since the observation. With
+neither (no Date header and not running), ages fall back to our clock and a skew can shift
+them; they are never negative.
 
-Stall. "No change in progress, message or lastUpdate while running": measured from Jira's
-`lastUpdate` on Jira's clock when both are known. Otherwise from the monitor's own record of
-the last change, counted only from `watched_since` (this daemon's start), so that the
-monitor's own downtime never counts as a stall.
+Stall. "No change in progress, message, lastUpdate or elapsedRuntime while running", as the
+longest of three measures that can each only err short: from Jira's `lastUpdate` and from
+`started + elapsedRuntime` (the last change, if Jira moves elapsedRuntime only with progress),
+both on Jira's clock, and from the monitor's own record of the last change it saw
+(`last_change_at`, stored). The last keeps a stall firing with no `lastUpdate` nor Date. Time
+the monitor was down never counts: what was observed before the current run
+(`last_seen_before`, stored) counts up to then, and the current run from `watched_since`.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ class Facts:
     server_time: datetime | None = None  # the HTTP Date of Jira's answer
     last_change_at: datetime | None = None  # our clock: the last change we saw
     watched_since: datetime | None = None  # our clock: start of continuous observation
+    last_seen_before: datetime | None = None  # our clock: the poll before this observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +97,28 @@ def _seconds(delta: timedelta) -> float:
 
 
 def jira_clock(facts: Facts) -> datetime | None:
-    """Jira's clock at the moment of the observation, if Jira told us."""
+    """Jira's clock at the moment of the observation, if Jira told us: the later of its
+    `Date` and, while running, `started + elapsedRuntime`."""
+    candidates = [facts.server_time] if facts.server_time is not None else []
     running = facts.status == JiraStatus.RUNNING
     if running and facts.started is not None and facts.elapsed_runtime_ms is not None:
-        return facts.started + timedelta(milliseconds=facts.elapsed_runtime_ms)
-    return facts.server_time
+        candidates.append(facts.started + timedelta(milliseconds=facts.elapsed_runtime_ms))
+    return max(candidates) if candidates else None
+
+
+def observed_stall(facts: Facts, now: datetime) -> float | None:
+    """Seconds at `now` since the monitor last saw the task change, not counting time it was
+    down: the part before this run (up to the last poll before it) plus this run so far."""
+    since = facts.watched_since
+    changed = facts.last_change_at
+    if changed is None and since is None:
+        return None
+    if since is None or (changed is not None and changed >= since):
+        return _seconds(now - max(t for t in (changed, since) if t is not None))
+    before = 0.0
+    if changed is not None and facts.last_seen_before is not None:
+        before = _seconds(min(facts.last_seen_before, since) - changed)
+    return before + _seconds(now - since)
 
 
 def ages(facts: Facts, now: datetime) -> dict[TimeoutKind, float]:
@@ -120,16 +144,23 @@ def ages(facts: Facts, now: datetime) -> dict[TimeoutKind, float]:
             result[TimeoutKind.QUEUED] = result[TimeoutKind.TOTAL]
     if facts.status != JiraStatus.RUNNING:
         return result
+    runs = [age_of(facts.started)] if facts.started is not None else []
     if facts.elapsed_runtime_ms is not None:
-        result[TimeoutKind.RUN] = facts.elapsed_runtime_ms / 1000 + since_observed
-    elif facts.started is not None:
-        result[TimeoutKind.RUN] = age_of(facts.started)
+        runs.append(facts.elapsed_runtime_ms / 1000 + since_observed)
+    if runs:
+        result[TimeoutKind.RUN] = max(runs)
+    stalls = []
     if facts.last_update is not None and jira_now is not None:
-        result[TimeoutKind.STALL] = age_of(facts.last_update)
-    else:
-        marks = [t for t in (facts.last_change_at, facts.watched_since) if t is not None]
-        if marks:
-            result[TimeoutKind.STALL] = _seconds(now - max(marks))
+        stalls.append(age_of(facts.last_update))
+    if facts.started is not None and facts.elapsed_runtime_ms is not None and jira_now:
+        # When elapsedRuntime moves only with progress, this is the last change; when it is
+        # refreshed on every read, it is Jira's now (an age of zero). Never too early.
+        stalls.append(age_of(facts.started + timedelta(milliseconds=facts.elapsed_runtime_ms)))
+    observed = observed_stall(facts, now)
+    if observed is not None:
+        stalls.append(observed)
+    if stalls:
+        result[TimeoutKind.STALL] = max(stalls)
     return result
 
 

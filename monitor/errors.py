@@ -10,10 +10,12 @@
     ├── OperationFailed       (1)     a requested operation did not succeed
     └── JiraError             (1)     a request to Jira failed; `transient` says whether to retry
         ├── JiraUnreachable   (69)    connection refused or reset, DNS, TLS, timeout   transient
-        ├── JiraRateLimited   (1)     429 (or 503 with Retry-After)                      transient
+        │   └── ClientClosed  (69)    the client was closed (the daemon is stopping)   transient
+        ├── JiraRateLimited   (1)     429 (or a 5xx with Retry-After)                    transient
         ├── JiraServerError   (1)     5xx                                                transient
         ├── JiraBadResponse   (1)     a body that is not the JSON that was expected      transient
-        ├── JiraAuthError     (77)    401 or 403                                         permanent
+        ├── JiraAuthError     (77)    401, or 403 on the site itself (GET /myself)       permanent
+        │   └── JiraForbidden (77)    403 on one task: this account may not see or cancel it
         ├── JiraNotFound      (3)     404                                                permanent
         └── JiraRefused       (1)     another 4xx, e.g. 400 "cancellation is not possible" permanent
 
@@ -79,6 +81,13 @@ class JiraUnreachable(JiraError):
     transient = True
 
 
+class ClientClosed(JiraUnreachable):
+    """The request was never sent: the client (or its site gate) was closed first."""
+
+    def __init__(self, message: str = "client closed") -> None:
+        super().__init__(message)
+
+
 class JiraRateLimited(JiraError):
     transient = True
 
@@ -89,10 +98,12 @@ class JiraRateLimited(JiraError):
         status: int | None = 429,
         retry_after_s: float | None = None,
         pause_s: float | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message, status=status)
         self.retry_after_s = retry_after_s  # what Jira asked for (None: no usable header)
         self.pause_s = pause_s  # how long every request to the site was held back
+        self.reason = reason  # Jira's RateLimit-Reason, if it gave one
 
 
 class JiraServerError(JiraError):
@@ -105,6 +116,12 @@ class JiraBadResponse(JiraError):
 
 class JiraAuthError(JiraError):
     exit_code = 77
+
+
+class JiraForbidden(JiraAuthError):
+    """403 on one task: the account is neither a Jira admin nor the task's creator (or, on
+    cancel, the token may only read). The task's problem, not the site's: the credentials
+    themselves work."""
 
 
 class JiraNotFound(JiraError):

@@ -18,6 +18,7 @@ from monitor.durations import format_duration
 from monitor.errors import (
     JiraAuthError,
     JiraError,
+    JiraForbidden,
     JiraNotFound,
     JiraRateLimited,
     JiraServerError,
@@ -161,6 +162,11 @@ def plan_success(
         events.append((EventKind.POLL_RECOVERED, f"after {task.consecutive_errors} failed polls"))
     if changed:
         values["last_change_at"] = now
+    downtime = _downtime(task, watched_since)
+    if not changed and downtime is not None and task.last_change_at is not None:
+        # Restart-safe stall: the time the monitor was down is taken out of the stored
+        # mark once, at the first poll of this run (see `deadlines.observed_stall`).
+        values["last_change_at"] = task.last_change_at + downtime
     timeouts: list[Overrun] = []
     decides_cancel = False
     action = limits.action if limits else TimeoutAction.CANCEL
@@ -175,6 +181,7 @@ def plan_success(
             server_time=info.server_time,
             last_change_at=now if changed else task.last_change_at,
             watched_since=watched_since,
+            last_seen_before=task.last_seen_at,
         )
         fired = set((task.timeouts_fired or "").split(",")) - {""}
         timeouts = [o for o in overruns(facts, limits, now) if o.kind not in fired]
@@ -233,6 +240,17 @@ def plan_success(
     )
 
 
+def _downtime(task: Task, watched_since: datetime | None) -> timedelta | None:
+    """The gap between the last poll of an earlier run and the start of this one, at the first
+    poll of this run of a task that had not changed since before that last poll."""
+    seen, changed = task.last_seen_at, task.last_change_at
+    if watched_since is None or seen is None or changed is None:
+        return None
+    if not changed <= seen < watched_since:
+        return None
+    return watched_since - seen
+
+
 def _timeout_text(overrun: Overrun, action: TimeoutAction) -> str:
     return (
         f"{overrun.kind} limit {format_duration(overrun.limit_s)} passed "
@@ -249,6 +267,7 @@ def error_kind(error: Exception) -> ErrorKind:
 
 
 _ERROR_KINDS: tuple[tuple[type[JiraError], ErrorKind], ...] = (
+    (JiraForbidden, ErrorKind.FORBIDDEN),  # before its base class: one task, not the site
     (JiraAuthError, ErrorKind.CREDENTIALS),
     (JiraRateLimited, ErrorKind.RATE_LIMITED),
     (JiraUnreachable, ErrorKind.UNREACHABLE),

@@ -30,7 +30,14 @@ from monitor.backlog import Backlog
 from monitor.canceller import Canceller
 from monitor.config import PollSettings, TimeoutSettings
 from monitor.deadlines import Limits
-from monitor.errors import JiraError, JiraNotFound, JiraRateLimited, StoreUnavailable
+from monitor.errors import (
+    ClientClosed,
+    JiraError,
+    JiraForbidden,
+    JiraNotFound,
+    JiraRateLimited,
+    StoreUnavailable,
+)
 from monitor.jira import TaskInfo
 from monitor.logs import get_logger
 from monitor.observation import (
@@ -41,7 +48,7 @@ from monitor.observation import (
     plan_success,
 )
 from monitor.records import Task
-from monitor.states import CancelSource, JiraStatus
+from monitor.states import CancelSource, ErrorKind, JiraStatus
 from monitor.store import PollWrite, Store
 
 MAX_LOGGED_RESULT_CHARS = 1_000
@@ -59,6 +66,9 @@ Answer = TaskInfo | Exception
 
 NO_ANSWER = RuntimeError("the request to Jira ended without an answer")
 """Handed back if a worker's request ends by a BaseException (the tick must not wait on it)."""
+
+NOT_SENT = ClientClosed("not sent: the daemon is stopping")
+"""Handed back for a request dropped at a stop: the task stays due and is polled next time."""
 
 
 class TaskApi(Protocol):
@@ -133,8 +143,9 @@ class Poller:
         Due tasks are taken `DUE_BATCH` at a time (a few hundred task rows in memory, not
         thousands), and the tick looks again as long as it finds work: tasks that fell due
         while it polled are polled now, not a tick interval later. `now` fixes the clock
-        (tests); otherwise each round reads it afresh. No new round starts once `keep_going`
-        says no (the daemon is stopping).
+        (tests); otherwise each round reads it afresh. Once `keep_going` says no (the daemon
+        is stopping), no new round starts, requests not yet sent are dropped (the tasks stay
+        due, for the next start) and no cancel is sent: only requests in flight finish.
 
         Outcomes held while the database could not be written are tried first. Cancels wait
         while it cannot be written: a cancel is sent only once its attempt is recorded.
@@ -144,14 +155,14 @@ class Poller:
             self._flush(now or datetime.now(UTC), report)
         for _round in range(MAX_ROUNDS_PER_TICK):
             try:
-                batch = self.poll_due(now or datetime.now(UTC), DUE_BATCH)
+                batch = self.poll_due(now or datetime.now(UTC), DUE_BATCH, keep_going)
             except StoreUnavailable as exc:  # the database cannot even be read
                 self.backlog.failed(exc)
                 break
             report.add(batch)
             if batch.due == 0 or report.due >= MAX_DUE_PER_TICK or not keep_going():
                 break
-        if not self.backlog.failing:
+        if not self.backlog.failing and keep_going():
             try:
                 report.cancels_sent = self.canceller.send_due(now or datetime.now(UTC))
             except StoreUnavailable as exc:
@@ -166,7 +177,12 @@ class Poller:
             self._flush(now, report)
         return report
 
-    def poll_due(self, now: datetime, limit: int = DUE_BATCH) -> TickReport:
+    def poll_due(
+        self,
+        now: datetime,
+        limit: int = DUE_BATCH,
+        keep_going: Callable[[], bool] = lambda: True,
+    ) -> TickReport:
         """Poll up to `limit` due tasks and record what they say (deciding cancels, not
         sending them).
 
@@ -179,7 +195,7 @@ class Poller:
         report.due = len(due)
         answers: SimpleQueue[tuple[Task, Answer]] = SimpleQueue()
         for task in due:
-            self.executor.submit(self._fetch, task, answers)
+            self.executor.submit(self._fetch, task, answers, keep_going)
         waiting = len(due)
         while waiting:
             group = [answers.get()]
@@ -189,11 +205,19 @@ class Poller:
             self._apply(group, now, report)
         return report
 
-    def _fetch(self, task: Task, answers: SimpleQueue[tuple[Task, Answer]]) -> None:
-        """Ask Jira about `task` (in a worker) and hand what came back to the tick's thread."""
+    def _fetch(
+        self,
+        task: Task,
+        answers: SimpleQueue[tuple[Task, Answer]],
+        keep_going: Callable[[], bool],
+    ) -> None:
+        """Ask Jira about `task` (in a worker) and hand what came back to the tick's thread;
+        `NOT_SENT` instead once the daemon is stopping."""
         answer: Answer = NO_ANSWER
         try:
-            answer = self.api.get_task(task.task_id)
+            answer = self.api.get_task(task.task_id) if keep_going() else NOT_SENT
+        except ClientClosed:
+            answer = NOT_SENT  # the gate was closed by a stop while this request waited
         except Exception as exc:  # a JiraError is an answer; any other is isolated later
             answer = exc
         finally:
@@ -202,6 +226,9 @@ class Poller:
     def _apply(self, group: list[tuple[Task, Answer]], now: datetime, report: TickReport) -> None:
         staged: list[_Polled] = []
         for task, answer in group:
+            if answer is NOT_SENT:
+                report.skipped += 1
+                continue
             if not isinstance(answer, TaskInfo | JiraError):
                 self._isolate(task, answer, now, report)
                 continue
@@ -350,12 +377,20 @@ class Poller:
             self._log_finished(task, answer, now, plan)
 
     def _log_failure(self, task: Task, error: JiraError) -> None:
-        if isinstance(error, JiraRateLimited):
+        if isinstance(error, JiraForbidden):
+            # Once per change: a task the account may not see is refused at every poll.
+            already = task.consecutive_errors and task.last_error_kind == ErrorKind.FORBIDDEN
+            if not already:
+                self.log.warning(
+                    "task.access_denied", task_id=task.task_id, kind="task", reason=str(error)
+                )
+        elif isinstance(error, JiraRateLimited):
             self.log.warning(
                 "jira.rate_limited",
                 task_id=task.task_id,
                 retry_after_s=error.retry_after_s,
                 wait_s=error.pause_s,
+                reason=error.reason,
             )
         elif not isinstance(error, JiraNotFound):
             self.log.warning(

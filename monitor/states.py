@@ -93,7 +93,8 @@ class CancelOutcome(StrEnum):
 class ErrorKind(StrEnum):
     """Why a task's last poll failed (`tasks.last_error_kind`), most urgent first."""
 
-    CREDENTIALS = "credentials"  # 401/403: nothing will work until an operator acts
+    CREDENTIALS = "credentials"  # 401: nothing will work until an operator acts
+    FORBIDDEN = "forbidden"  # 403 on this task: the account may not see it (admin or creator)
     RATE_LIMITED = "rate_limited"  # 429 (or 503 with Retry-After)
     UNREACHABLE = "unreachable"  # DNS, connection, TLS, timeout
     SERVER_ERROR = "server_error"  # 5xx

@@ -405,7 +405,7 @@ def test_read_timeout(sim: Simulator) -> None:
         pytest.raises(JiraUnreachable) as caught,
     ):
         jira.get_task("1")
-    assert str(caught.value) == f"cannot reach {sim.url}: read timeout after 0.2s"
+    assert str(caught.value) == f"cannot reach {sim.url}: timeout after 0.2s (no complete answer)"
     assert caught.value.transient and caught.value.exit_code == 69
 
 

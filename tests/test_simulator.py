@@ -30,6 +30,7 @@ from monitor.simulator import (
     script_from_json,
 )
 from monitor.simulator.scripts import FAILED_AT_PCT
+from monitor.simulator.server import UNAUTHENTICATED
 
 T0 = 1_700_000_000.0
 T0_MS = 1_700_000_000_000
@@ -410,8 +411,8 @@ def test_basic_auth(sim: Simulator) -> None:
     for auth in [(DEFAULT_EMAIL, "wrong"), ("other@example.com", DEFAULT_TOKEN), None]:
         response = requests.get(url, auth=auth, timeout=5)
         assert response.status_code == 401
-        assert response.json()["errorMessages"]
-        assert response.json()["errors"] == {}
+        assert response.json() == {"message": UNAUTHENTICATED, "status-code": 401}
+        assert response.headers["WWW-Authenticate"].startswith("OAuth realm=")
     bearer = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
     assert requests.get(url, headers=bearer, timeout=5).status_code == 401
     garbage = {"Authorization": "Basic !!notbase64"}

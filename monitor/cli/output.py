@@ -14,6 +14,7 @@ import click
 
 from monitor.durations import format_approx
 from monitor.palette import STATE_COLOURS, STATUS_COLOURS
+from monitor.states import ErrorKind
 from monitor.terminal import visible
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ def task_json(task: Task, events: Sequence[EventRecord] | None = None) -> dict[s
         "next_poll_at": iso(task.next_poll_at),
         "last_error": task.last_error,
         "last_error_at": iso(task.last_error_at),
+        "last_error_kind": task.last_error_kind if task.consecutive_errors else None,
         "result": _result(task.result),
     }
     if events is not None:
@@ -141,6 +143,7 @@ TASK_CSV_FIELDS = (
     "next_poll_at",
     "last_error",
     "last_error_at",
+    "last_error_kind",
 )
 """`jtm list --csv` columns, in order: the JSON's fields, with `jira` and `limits` flattened."""
 
@@ -274,7 +277,10 @@ def task_row(task: Task, now: datetime) -> list[CellLike]:
     return [
         task.task_id,
         state_cell(task.state),
-        status_cell(task.status),
+        # A task the account may not see has no status worth showing: say why instead.
+        Cell(ErrorKind.FORBIDDEN, fg="red")
+        if task.consecutive_errors and task.last_error_kind == ErrorKind.FORBIDDEN
+        else status_cell(task.status),
         progress_text(task.progress),
         age(task.jira_submitted_at or task.registered_at, now),
         age(task.last_seen_at, now) if task.last_seen_at else "never",

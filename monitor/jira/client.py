@@ -5,9 +5,16 @@ Contract:
   `https://api.atlassian.com/ex/jira/<cloudId>`), never from a task's `self`.
 - No retries and no logging here: the client raises, and the caller decides from
   `JiraError.transient` and logs.
-- Every request first passes the per-site `SiteGate` (pacing and pauses). On a 429, or a 503
+- Every request first passes the per-site `SiteGate` (pacing and pauses). On a 429, or a 5xx
   carrying `Retry-After`, the client tells the gate (`SiteGate.rate_limited`), which pauses
-  *every* worker of the site for Retry-After or an exponential backoff; a 2xx resets the backoff.
+  *every* worker of the site for Retry-After, else until `X-RateLimit-Reset`, else an
+  exponential backoff; a 2xx resets the backoff. `RateLimit-Reason` is kept on the error.
+- `jira.timeout` bounds the whole request (connect, headers and body: `RequestDeadline`), not
+  each socket read, so a server that drips its answer costs one worker that long at most.
+- 401 is the credentials' problem and counts towards a pause of the site; 403 on a task is
+  that task's (`JiraForbidden`: the account is neither a Jira admin nor its creator).
+- A body-less POST carries what Atlassian's own clients send (`Accept: application/json`,
+  no Content-Type) plus `X-Atlassian-Token: no-check`, so Jira's XSRF check never refuses it.
 - Response bodies over `MAX_BODY_BYTES` are refused (`JiraBadResponse`), decompressed size.
 - Redirects are not followed: a 3xx means `jira.url` is wrong, and following one would either
   drop the credentials (other host) or turn a POST into a GET.
@@ -34,32 +41,35 @@ from typing import Self
 from urllib.parse import quote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from monitor import __version__
 from monitor.config import JiraSettings, Secret, credential_forms
 from monitor.errors import (
+    ClientClosed,
     ConfigError,
     JiraAuthError,
     JiraBadResponse,
     JiraError,
+    JiraForbidden,
     JiraNotFound,
     JiraRateLimited,
     JiraRefused,
     JiraServerError,
     JiraUnreachable,
 )
+from monitor.jira.deadline import DeadlineAdapter, RequestDeadline
 from monitor.jira.diagnosis import (
     jira_error_text,
     json_or_none,
+    one_line,
     origin,
     origin_and_path,
     reason,
     show_id,
     transport_reason,
 )
-from monitor.jira.pacing import SiteGate, http_date, retry_after_seconds
+from monitor.jira.pacing import SiteGate, http_date, rate_limit_reset_seconds, retry_after_seconds
 from monitor.jira.payload import TaskInfo, parse_task
 
 __all__ = [
@@ -125,7 +135,7 @@ class JiraClient:
         self._closed = False
 
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, pool_size), max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=max(1, pool_size), max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         _settle_environment(session, self._api, settings.verify_tls)
@@ -139,7 +149,9 @@ class JiraClient:
         # The base URL is normalised here, by the code `Session.request` would run each time;
         # the paths appended to it are already percent-encoded ASCII (`_task_path`).
         self._templates = {
-            method: session.prepare_request(requests.Request(method, self._api, auth=_no_auth))
+            method: session.prepare_request(
+                requests.Request(method, self._api, headers=_METHOD_HEADERS[method], auth=_no_auth)
+            )
             for method in ("GET", "POST")
         }
         self._api_url = str(self._templates["GET"].url)
@@ -163,15 +175,16 @@ class JiraClient:
 
         Success only means Jira accepted the request: the task goes through `CANCEL_REQUESTED`
         to `CANCELLED`, or may still finish. A task that cannot be cancelled is `JiraRefused`
-        (400) with Jira's text in the message.
+        (400) with Jira's text in the message; 403 is `JiraForbidden` naming the permission
+        missing; 415 and an XSRF refusal are `JiraRefused` saying so.
         """
         what = f"cancel task {show_id(task_id)}"
-        self._request("POST", self._task_path(task_id) + "/cancel", what)
+        self._request("POST", self._task_path(task_id) + "/cancel", what, cancel=True)
 
     def myself(self) -> dict[str, object]:
         """`GET /myself`: the authenticated user; a cheap credentials check for `jtm check`."""
         what = "check credentials (GET /myself)"
-        status, body, _headers = self._request("GET", "/myself", what)
+        status, body, _headers = self._request("GET", "/myself", what, site=True)
         data = json_or_none(body)
         if not isinstance(data, dict):
             raise JiraBadResponse(
@@ -210,30 +223,40 @@ class JiraClient:
             raise ValueError(f"not a task id: {task_id!r}")
         return "/task/" + quote(task_id, safe="")
 
-    def _request(self, method: str, path: str, what: str) -> tuple[int, bytes, Mapping[str, str]]:
+    def _request(
+        self, method: str, path: str, what: str, *, site: bool = False, cancel: bool = False
+    ) -> tuple[int, bytes, Mapping[str, str]]:
         """Send one request; return the status, body and headers of a 2xx answer, or raise
-        a `JiraError`."""
+        a `JiraError`. `site`: the request is about the site, not a task (a 403 is then the
+        credentials'); `cancel`: the request is a cancel (its 403 and 415 say so)."""
         if self._closed:
-            raise JiraUnreachable("client closed")
+            raise ClientClosed()
         self.gate.acquire()
         error: JiraError | None = None
-        try:
-            prepared = self._templates[method].copy()
-            prepared.url = self._api_url + path
-            self._auth(prepared)
-            response = self._session.send(
-                prepared, timeout=self._settings.timeout_s, stream=True, allow_redirects=False
-            )
+        timeout = self._settings.timeout_s
+        with RequestDeadline(timeout) as deadline:
             try:
-                body, overflow = _read_capped(response)
-            finally:
-                response.close()
-        except requests.exceptions.ContentDecodingError:
-            error = JiraBadResponse(f"{what}: body could not be decoded")
-        except (requests.RequestException, OSError) as exc:
-            # Built here, raised below: the original exception (which references the prepared
-            # request and so its Authorization header) is neither chained nor kept.
-            error = JiraUnreachable(self._transport_message(exc))
+                prepared = self._templates[method].copy()
+                prepared.url = self._api_url + path
+                self._auth(prepared)
+                response = self._session.send(
+                    prepared, timeout=timeout, stream=True, allow_redirects=False
+                )
+                try:
+                    body, overflow = _read_capped(response)
+                finally:
+                    response.close()
+            except requests.exceptions.ContentDecodingError:
+                error = JiraBadResponse(f"{what}: body could not be decoded")
+            except (requests.RequestException, OSError) as exc:
+                # Built here, raised below: the original exception (which references the
+                # prepared request and so its Authorization header) is neither chained nor kept.
+                error = JiraUnreachable(self._transport_message(exc))
+        if deadline.expired:
+            # Whatever the shut-down socket made of the answer (an error, or a body cut short
+            # that would look complete without a Content-Length), it is not an answer.
+            late = f"timeout after {timeout:g}s (no complete answer)"
+            raise JiraUnreachable(self._scrub(f"cannot reach {self._origin}: {late}"))
         if error is not None:
             raise error
         status = response.status_code
@@ -244,23 +267,40 @@ class JiraClient:
                 )
             self.gate.succeeded()
             return status, body, response.headers
-        raise self._http_error(what, response, body)
+        raise self._http_error(what, response, body, site=site, cancel=cancel)
 
-    def _http_error(self, what: str, response: requests.Response, body: bytes) -> JiraError:
+    def _http_error(
+        self,
+        what: str,
+        response: requests.Response,
+        body: bytes,
+        *,
+        site: bool = False,
+        cancel: bool = False,
+    ) -> JiraError:
         status = response.status_code
         text = self._scrub(jira_error_text(self._scrub_body(body)) or "")
         said = f": {text}" if text else ""
-        raw_retry_after = response.headers.get("Retry-After")
-        if status == 429 or (status == 503 and raw_retry_after):
+        headers = response.headers
+        raw_retry_after = headers.get("Retry-After")
+        if status == 429 or (status >= 500 and raw_retry_after):
             retry_after = retry_after_seconds(raw_retry_after)
-            pause = self.gate.rate_limited(retry_after)
             shown = f"Retry-After {retry_after:g}s" if retry_after is not None else "no Retry-After"
+            if retry_after is None:
+                reset = rate_limit_reset_seconds(headers.get("X-RateLimit-Reset"))
+                if reset is not None:
+                    retry_after = reset
+                    shown = f"X-RateLimit-Reset in {reset:g}s"
+            why = one_line(self._scrub(headers.get("RateLimit-Reason", "")), 80) or None
+            because = f"; reason {why}" if why else ""
+            pause = self.gate.rate_limited(retry_after)
             return JiraRateLimited(
-                f"{what}: HTTP {status}: rate limited{said} ({shown}; all requests to the site "
-                f"paused for {pause:.1f}s)",
+                f"{what}: HTTP {status}: rate limited{said} ({shown}{because}; all requests to "
+                f"the site paused for {pause:.1f}s)",
                 status=status,
                 retry_after_s=retry_after,
                 pause_s=pause,
+                reason=why,
             )
         if status >= 500:
             return JiraServerError(f"{what}: HTTP {status} {reason(response)}{said}", status=status)
@@ -273,10 +313,40 @@ class JiraClient:
             return JiraAuthError(
                 f"{what}: HTTP 401: {hint}{said}{self._auth_pause()}", status=status
             )
-        if status == 403:
+        if status == 403 and _XSRF_REFUSAL in text.lower():
+            return JiraRefused(
+                f"{what}: HTTP 403: Jira's XSRF check refused the request "
+                f"(X-Atlassian-Token: no-check was not honoured, a proxy may strip it){said}",
+                status=status,
+            )
+        if status == 403 and site:
             return JiraAuthError(
+                f"{what}: HTTP 403: forbidden: the credentials may not use the REST API "
+                f"(or the token lacks the scope){said}{self._auth_pause()}",
+                status=status,
+            )
+        if status == 403:
+            refused = self.gate.forbidden()
+            paused = (
+                ""
+                if refused is None
+                else f" (every request refused: all requests paused {refused:g}s)"
+            )
+            needs = (
+                "cancel it (needs Administer Jira or being its creator, and a token that may "
+                "write: scope write:jira-work)"
+                if cancel
+                else "see it (needs Administer Jira or being its creator)"
+            )
+            return JiraForbidden(
                 f"{what}: HTTP 403: forbidden: the account is not a Jira admin nor the task's "
-                f"creator (or the token lacks the scope){said}{self._auth_pause()}",
+                f"creator, so it may not {needs}{said}{paused}",
+                status=status,
+            )
+        if status == 415:
+            return JiraRefused(
+                f"{what}: HTTP 415: Jira refused the request's media type "
+                f"(Content-Type/Accept){said}",
                 status=status,
             )
         if status == 404:
@@ -323,6 +393,15 @@ class JiraClient:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+_XSRF_REFUSAL = "xsrf check failed"
+
+_METHOD_HEADERS: dict[str, dict[str, str]] = {
+    "GET": {},
+    # What go-atlassian and atlassian-python-api send on a body-less POST is Accept only; the
+    # token header is what Atlassian documents to skip the XSRF check, which a POST can trip.
+    "POST": {"X-Atlassian-Token": "no-check"},
+}
 
 
 def _settle_environment(session: requests.Session, url: str, verify_tls: bool) -> None:

@@ -7,7 +7,9 @@ carries a header, a credential or an HTML page.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import socket
 import ssl
 from urllib.parse import urlsplit
@@ -15,6 +17,8 @@ from urllib.parse import urlsplit
 import requests
 
 JIRA_TEXT_MAX = 200
+JIRA_BODY_SCAN = 4096
+"""Only this much of an error body is looked at for Jira's text."""
 
 
 def origin(url: str) -> str:
@@ -41,8 +45,15 @@ def reason(response: requests.Response) -> str:
 
 
 def jira_error_text(body: bytes) -> str | None:
-    """Jira's error text from `{"errorMessages": [...], "errors": {...}}` or a bare JSON array
-    of strings; None for anything else (an HTML page from a proxy, an empty or cut body)."""
+    """Jira's error text from any of the forms Jira Cloud answers errors in; None for anything
+    else (an HTML page from a proxy, an empty or cut body).
+
+    The forms: an ErrorCollection `{"errorMessages": [...], "errors": {...}}` (most errors; the
+    bulk-queue API adds `httpStatusCode`), a bare JSON array of strings (every error of cancel),
+    `{"message": ..., "status-code": 401}` and an XML `<status>` document (401 from the
+    authentication layer), and plain text ("Basic authentication with passwords is
+    deprecated...", "XSRF check failed").
+    """
     data = json_or_none(body)
     parts: list[str] = []
     if isinstance(data, list):
@@ -54,11 +65,38 @@ def jira_error_text(body: bytes) -> str | None:
         errors = data.get("errors")
         if isinstance(errors, dict):
             parts.extend(f"{k}: {v}" for k, v in errors.items() if isinstance(v, str))
-        for key in ("message", "error"):  # gateways in front of Jira use these
+        for key in ("message", "error"):  # the auth layer, and gateways in front of Jira
             if isinstance(data.get(key), str):
                 parts.append(data[key])
+    elif data is None:
+        parts.append(_xml_message(body) or _plain_text(body))
     text = one_line("; ".join(p.strip() for p in parts if p.strip()), JIRA_TEXT_MAX)
     return text or None
+
+
+_XML_MESSAGE = re.compile(rb"<message>([^<]{1,2000})</message>")
+_MARKUP = re.compile(rb"<[a-zA-Z!/?]")
+
+
+def _xml_message(body: bytes) -> str:
+    """The `<message>` of Jira's XML `<status>` document; "" for any other body."""
+    head = body[:4096].lstrip()
+    if not (head.startswith(b"<?xml") or head.startswith(b"<status")):
+        return ""
+    match = _XML_MESSAGE.search(body[:JIRA_BODY_SCAN])
+    return html.unescape(match.group(1).decode("utf-8", "replace")) if match else ""
+
+
+def _plain_text(body: bytes) -> str:
+    """A short plain-text answer as it is; "" for markup (an HTML page) or binary."""
+    head = body[:JIRA_BODY_SCAN]
+    if not head.strip() or _MARKUP.search(head):
+        return ""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    return text if all(c.isprintable() or c.isspace() for c in text) else ""
 
 
 def json_or_none(body: bytes) -> object:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from monitor.errors import JiraUnreachable
+from monitor.errors import ClientClosed
 
 __all__ = [
     "AUTH_PAUSE_AFTER",
@@ -43,9 +43,11 @@ __all__ = [
     "AUTH_PAUSE_S",
     "BACKOFF_INITIAL_S",
     "BACKOFF_MAX_S",
+    "FORBIDDEN_PAUSE_AFTER",
     "MAX_PAUSE_S",
     "MIN_PAUSE_S",
     "SiteGate",
+    "rate_limit_reset_seconds",
     "retry_after_seconds",
 ]
 
@@ -56,6 +58,9 @@ BACKOFF_MAX_S = 30.0
 AUTH_PAUSE_AFTER = 3
 AUTH_PAUSE_S = 60.0
 AUTH_PAUSE_MAX_S = 900.0
+FORBIDDEN_PAUSE_AFTER = 20
+"""403s on tasks in a row, with no success between them, that mean every request is refused:
+a few tasks the account may not see never come near it while others are polled."""
 _DELTA_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII)
 
 # Waits shorter than this count as done: with float clocks a computed wait of 1e-17 s would
@@ -94,6 +99,7 @@ class SiteGate:
         self._recent: deque[float] = deque(maxlen=self._window)
         self._rate_limited_in_a_row = 0
         self._rejected_in_a_row = 0
+        self._forbidden_in_a_row = 0
         self._random = random.Random()
 
     def acquire(self) -> None:
@@ -105,7 +111,7 @@ class SiteGate:
         while True:
             with self._lock:
                 if self._closed.is_set():
-                    raise JiraUnreachable("client closed")
+                    raise ClientClosed()
                 now = self._clock()
                 ready_at = max(self._pause_deadline, self._next_free)
                 if len(self._recent) == self._window:
@@ -143,7 +149,9 @@ class SiteGate:
         return seconds
 
     def credentials_rejected(self) -> float | None:
-        """Record a 401/403 from the site; return the site-wide pause it caused, if any.
+        """Record a 401 (or a 403 on the site itself); return the site-wide pause it caused.
+
+        Returns None when it caused none.
 
         One refusal can be one task's permissions; `AUTH_PAUSE_AFTER` in a row with no success
         between them means the credentials themselves are refused. Then every worker stops
@@ -159,12 +167,32 @@ class SiteGate:
         self.pause(seconds)
         return seconds
 
+    def forbidden(self) -> float | None:
+        """Record a 403 on one task; return the site-wide pause it caused, if any.
+
+        A 403 on a task is normally that task's problem (the account is neither a Jira admin
+        nor its creator) and pauses nothing. Only `FORBIDDEN_PAUSE_AFTER` in a row with no
+        success between them (every request refused) pause the site, as refused credentials
+        do: `AUTH_PAUSE_S`, doubling up to `AUTH_PAUSE_MAX_S`.
+        """
+        with self._lock:
+            self._forbidden_in_a_row += 1
+            in_a_row = self._forbidden_in_a_row
+        if in_a_row < FORBIDDEN_PAUSE_AFTER:
+            return None
+        seconds = min(
+            AUTH_PAUSE_MAX_S, AUTH_PAUSE_S * 2.0 ** min(in_a_row - FORBIDDEN_PAUSE_AFTER, 16)
+        )
+        self.pause(seconds)
+        return seconds
+
     def succeeded(self) -> None:
         """A request to the site succeeded: backoffs for rate limits and refused credentials
         start from the beginning again."""
         with self._lock:
             self._rate_limited_in_a_row = 0
             self._rejected_in_a_row = 0
+            self._forbidden_in_a_row = 0
 
     def paused_until(self) -> float | None:
         """The clock time at which the current pause ends, or None if no pause is in force."""
@@ -202,6 +230,25 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     when = http_date(text)
     if when is None:
         return None
+    delta = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, delta) if math.isfinite(delta) else None
+
+
+def rate_limit_reset_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds until `X-RateLimit-Reset`, an ISO 8601 timestamp ("2026-03-01T12:34Z"); a
+    naive one is UTC. None when missing or garbage; never negative."""
+    text = (value or "").strip()
+    if not text or len(text) > 40:
+        return None
+    when: datetime | None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = http_date(text)
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
     delta = (when - (now or datetime.now(UTC))).total_seconds()
     return max(0.0, delta) if math.isfinite(delta) else None
 

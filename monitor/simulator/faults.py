@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http import HTTPStatus
 
-from monitor.simulator.wire import HTML_TYPE, JSON_TYPE, Reply, jira_error
+from monitor.simulator.wire import HTML_TYPE, JSON_TYPE, TEXT_TYPE, Reply, jira_error
 
-FAULT_KINDS = frozenset({"status", "rate_limit", "slow", "malformed", "html", "reset"})
+FAULT_KINDS = frozenset(
+    {"status", "rate_limit", "slow", "malformed", "html", "reset", "drip", "xsrf"}
+)
+RATE_LIMIT_REASON = "jira-burst-based"
+RATE_LIMIT_LIMIT = "100"
 FAULT_METHODS = frozenset({"GET", "POST"})
 
 
@@ -19,8 +24,12 @@ class Fault:
       "status"      answer `status` (default 500) with a Jira JSON error body, plus Retry-After
                     when `retry_after` is set (Jira's 503 can carry it)
       "rate_limit"  429 with Retry-After = `retry_after` ("0", "2", an HTTP date; no header
-                    when None)
+                    when None), and Jira's X-RateLimit-Limit/-Remaining and RateLimit-Reason;
+                    X-RateLimit-Reset (an ISO timestamp) `reset_in_s` from now when set
       "slow"        sleep `delay_s`, then answer normally
+      "drip"        the normal answer, status line to body, one byte every `delay_s` (default
+                    1 s): a server or proxy that holds a client as long as it likes
+      "xsrf"        403 "XSRF check failed" as plain text, as Jira refuses a POST it suspects
       "malformed"   200 with a truncated JSON body
       "html"        answer `status` (default 502) with an HTML proxy error page
       "reset"       drop the connection without answering
@@ -34,6 +43,7 @@ class Fault:
     retry_after: str | None = None
     delay_s: float = 0.0
     count: int | None = 1
+    reset_in_s: float | None = None
     method: str | None = None
     task_id: str | None = None
 
@@ -57,11 +67,13 @@ class Fault:
             self.task_id is None or self.task_id == task_id
         )
 
-    def reply(self, task_id: str | None) -> Reply | None:
-        """The answer this fault gives instead of the normal one; None for "slow", which
-        only delays the normal answer."""
-        if self.kind == "slow":
+    def reply(self, task_id: str | None, now: float = 0.0) -> Reply | None:
+        """The answer this fault gives instead of the normal one; None for "slow" and "drip",
+        which only delay the normal answer. `now` is Jira's clock (epoch seconds)."""
+        if self.kind in ("slow", "drip"):
             return None
+        if self.kind == "xsrf":
+            return Reply(403, b"XSRF check failed", TEXT_TYPE)
         if self.kind == "reset":
             return Reply(0, drop=True)
         if self.kind == "malformed":
@@ -71,11 +83,20 @@ class Fault:
         if self.kind == "html":
             return _html_page(self.status or 502)
         if self.kind == "rate_limit":
-            headers = () if self.retry_after is None else (("Retry-After", self.retry_after),)
-            return jira_error(429, "Rate limit exceeded.", headers=headers)
+            headers = [
+                ("X-RateLimit-Limit", RATE_LIMIT_LIMIT),
+                ("X-RateLimit-Remaining", "0"),
+                ("RateLimit-Reason", RATE_LIMIT_REASON),
+            ]
+            if self.retry_after is not None:
+                headers.append(("Retry-After", self.retry_after))
+            if self.reset_in_s is not None:
+                reset = datetime.fromtimestamp(now + self.reset_in_s, UTC)
+                headers.append(("X-RateLimit-Reset", reset.isoformat(timespec="seconds")))
+            return jira_error(429, "Rate limit exceeded.", headers=tuple(headers))
         status = self.status or 500
-        headers = () if self.retry_after is None else (("Retry-After", self.retry_after),)
-        return jira_error(status, f"Simulated failure: {_reason(status)}", headers=headers)
+        retry = () if self.retry_after is None else (("Retry-After", self.retry_after),)
+        return jira_error(status, f"Simulated failure: {_reason(status)}", headers=retry)
 
 
 def _reason(status: int) -> str:

@@ -6,11 +6,14 @@ requests) or the control module's (/_sim/ requests).
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 import sys
+import time
 from contextlib import suppress
 from dataclasses import replace
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -20,6 +23,9 @@ from monitor.simulator.wire import Reply, jira_error
 
 if TYPE_CHECKING:
     from monitor.simulator.server import Simulator
+
+
+_REQUEST_IDS = itertools.count(1)
 
 
 class Server(ThreadingHTTPServer):
@@ -66,6 +72,12 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             self._simulator()._connection_closed(self.connection)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header on Jira's clock (the simulator's, plus its skew)."""
+        return formatdate(
+            self._simulator().jira_time() if timestamp is None else timestamp, usegmt=True
+        )
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: per-request logging would slow benchmarks and clutter test output."""
 
@@ -107,12 +119,40 @@ class Handler(BaseHTTPRequestHandler):
                 )
                 self.connection.close()
             return
+        simulator = self._simulator()
+        chunked = simulator.chunked
+        if reply.drip_s:
+            self._headers_buffer: list[bytes] = []  # collect everything, send byte by byte
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(reply.body)))
+        request_id = next(_REQUEST_IDS)
+        self.send_header("X-AREQUESTID", f"{request_id % 1440}x{request_id}x1")
+        self.send_header("ATL-TraceId", f"{request_id:032x}")
         for name, value in reply.headers:
             self.send_header(name, value)
         if reply.close:
             self.send_header("Connection", "close")
+        body = reply.body
+        if chunked:
+            body = (f"{len(body):x}\r\n".encode() + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
+        if reply.drip_s:
+            self._drip(b"".join(self._headers_buffer) + b"\r\n" + body, reply.drip_s)
+            self._headers_buffer = []
+            return
         self.end_headers()
-        self.wfile.write(reply.body)
+        self.wfile.write(body)
+
+    def _drip(self, data: bytes, every_s: float) -> None:
+        """Write `data` one byte every `every_s`; give up once the client has gone."""
+        self.close_connection = True
+        for index in range(len(data)):
+            try:
+                self.wfile.write(data[index : index + 1])
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(every_s)

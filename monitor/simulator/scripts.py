@@ -79,6 +79,18 @@ class TaskScript:
     """The `result` JSON once terminal; None stands for DEFAULT_RESULT."""
     message_every_pct: int = 10
     """`message` changes each time progress crosses a multiple of this."""
+    frozen_elapsed: bool = False
+    """`elapsedRuntime` moves only when progress does (it is the time from the start to the
+    last update), as Atlassian's own example suggests: it is then no clock."""
+    omit_last_update: bool = False
+    """The body has no `lastUpdate`."""
+    sparse: bool = False
+    """The body has only what Atlassian's example for "replace custom field option" has:
+    no `progress`, `submitted`, `lastUpdate`, `message` nor `submittedBy`."""
+    forbidden: bool = False
+    """The account may not see this task (nor cancel it): GET and cancel answer 403."""
+    cancel_forbidden: bool = False
+    """The account may read the task but not cancel it (a read-only token): cancel is 403."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -246,18 +258,26 @@ def task_json(script: TaskScript, view: TaskView, self_url: str) -> dict[str, ob
     if script.description is not None:
         body["description"] = script.description
     body["status"] = view.status
-    body["message"] = view.message
+    sparse = script.sparse
+    if not sparse:
+        body["message"] = view.message
     if view.finished is not None:
         body["result"] = DEFAULT_RESULT if script.result is None else script.result
-    body["submittedBy"] = SUBMITTED_BY
-    body["progress"] = view.progress
-    body["elapsedRuntime"] = round(max(0.0, view.elapsed_s) * 1000)
-    body["submitted"] = _epoch_ms(view.submitted)
+    if not sparse:
+        body["submittedBy"] = SUBMITTED_BY
+        body["progress"] = view.progress
+    elapsed = view.elapsed_s
+    if script.frozen_elapsed and view.started is not None and view.finished is None:
+        elapsed = view.last_update - view.started  # moves only when progress moves
+    body["elapsedRuntime"] = round(max(0.0, elapsed) * 1000)
+    if not sparse:
+        body["submitted"] = _epoch_ms(view.submitted)
     if view.started is not None:
         body["started"] = _epoch_ms(view.started)
     if view.finished is not None:
         body["finished"] = _epoch_ms(view.finished)
-    body["lastUpdate"] = _epoch_ms(view.last_update)
+    if not (sparse or script.omit_last_update):
+        body["lastUpdate"] = _epoch_ms(view.last_update)
     return body
 
 

@@ -5,6 +5,11 @@ kept alive across requests (HTTP/1.1). All shared state (tasks, faults, log, cou
 behind one lock held only for dictionary work: never across socket I/O or a "slow" sleep.
 Task state is computed from the clock on each request, so nothing moves in the background.
 The HTTP framing lives in `handler`; this module decides every API answer.
+
+Like Jira Cloud, the site answers with a `Date` header on its own clock (which `skew_s` sets
+apart from the caller's), request-id headers, `WWW-Authenticate` on 401 with the body in one of
+Jira's forms (`error_form`), 403 for a task the account may not see, and optionally chunked
+bodies without `Content-Length` (`chunked`) and Jira's XSRF check on POST (`xsrf_check`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,16 @@ from urllib.parse import quote, unquote
 from monitor.simulator.faults import Fault, FaultQueue
 from monitor.simulator.handler import Server, Server6
 from monitor.simulator.scripts import TaskScript, is_expired, task_json, view_at
-from monitor.simulator.wire import Reply, RequestRecord, bare_error, jira_error, json_reply
+from monitor.simulator.wire import (
+    TEXT_TYPE,
+    ErrorForm,
+    Reply,
+    RequestRecord,
+    auth_error,
+    bare_error,
+    jira_error,
+    json_reply,
+)
 
 AUTH_MODES = frozenset({"basic", "bearer", "none"})
 DEFAULT_EMAIL = "sim@example.com"
@@ -35,6 +49,10 @@ DEFAULT_TOKEN = "sim-token"
 ACCOUNT_ID = "557058:5b10ac8d-82e0-5b22-cc7d-4ef5simadmin"
 NOT_CANCELLABLE = "Cancellation of the task is not possible."
 UNAUTHENTICATED = "Client must be authenticated to access this resource."
+FORBIDDEN = "You are not authorized to perform this action. Administrator privileges are required."
+WWW_AUTHENTICATE = 'OAuth realm="https%3A%2F%2Fsimulated.atlassian.net"'
+XSRF_REFUSAL = b"XSRF check failed"
+DRIP_DEFAULT_S = 1.0
 
 _API_PATH = re.compile(
     r"/rest/api/(?P<version>[23])/(?:task/(?P<id>[^/]+)(?P<cancel>/cancel)?|myself)"
@@ -72,7 +90,10 @@ class Simulator:
     `auth` is "basic" (Authorization: Basic base64(email:token)), "bearer" ("Bearer <token>")
     or "none"; wrong or missing credentials answer 401. `clock` gives the simulator's time in
     epoch seconds: task lifecycles and RequestRecord.at follow it, so a test can move it by hand.
-    Usable as a context manager (start on enter, stop on exit).
+    Jira's own clock (its tasks' times and the `Date` header) is `clock() + skew_s`.
+    `error_form` is the body of a 401; `chunked` sends every body chunked, without
+    Content-Length; `xsrf_check` refuses a POST without `X-Atlassian-Token: no-check` with
+    403 "XSRF check failed". Usable as a context manager (start on enter, stop on exit).
     """
 
     def __init__(
@@ -84,6 +105,10 @@ class Simulator:
         email: str = DEFAULT_EMAIL,
         token: str = DEFAULT_TOKEN,
         clock: Callable[[], float] = time.time,
+        skew_s: float = 0.0,
+        error_form: ErrorForm = ErrorForm.MESSAGE,
+        chunked: bool = False,
+        xsrf_check: bool = False,
     ) -> None:
         if auth not in AUTH_MODES:
             raise ValueError(f"auth must be one of {', '.join(sorted(AUTH_MODES))}, not {auth!r}")
@@ -94,6 +119,10 @@ class Simulator:
         self._token = token
         self._credentials = f"{email}:{token}".encode()
         self._clock = clock
+        self.skew_s = skew_s
+        self.error_form = ErrorForm(error_form)
+        self.chunked = chunked
+        self.xsrf_check = xsrf_check
         self._lock = threading.Lock()
         self._tasks: dict[str, _Task] = {}
         self._faults = FaultQueue()
@@ -177,12 +206,16 @@ class Simulator:
         with self._lock:
             return self._connection_count
 
+    def jira_time(self) -> float:
+        """Jira's clock, epoch seconds: the simulator clock plus `skew_s`."""
+        return self._clock() + self.skew_s
+
     # -- scripting and inspection -------------------------------------------------------------
 
     def add_task(self, script: TaskScript) -> None:
         """Add a task, created now on the simulator clock; re-adding an id replaces it."""
         with self._lock:
-            self._tasks[script.task_id] = _Task(script, self._clock())
+            self._tasks[script.task_id] = _Task(script, self.jira_time())
 
     def add_fault(self, fault: Fault) -> None:
         """Queue a fault; faults apply in FIFO order, one per matching API request."""
@@ -236,11 +269,13 @@ class Simulator:
                 self._cancels[task_id] = self._cancels.get(task_id, 0) + 1
             fault = self._faults.take(method, task_id)
         try:
-            reply = None if fault is None else fault.reply(task_id)
-            if fault is not None and reply is None:
+            reply = None if fault is None else fault.reply(task_id, self.jira_time())
+            if fault is not None and fault.kind == "slow":
                 time.sleep(fault.delay_s)
             if reply is None:
                 reply = self._answer_jira(method, path, route, headers)
+            if fault is not None and fault.kind == "drip":
+                reply = replace(reply, drip_s=fault.delay_s or DRIP_DEFAULT_S)
             with self._lock:
                 self._log.append(RequestRecord(method, target, task_id, reply.status, at, received))
         finally:
@@ -252,7 +287,12 @@ class Simulator:
         self, method: str, path: str, route: _Route | None, headers: Message[str, str]
     ) -> Reply:
         if not self._authorized(headers.get("Authorization")):
-            return jira_error(401, UNAUTHENTICATED)
+            return auth_error(
+                self.error_form, UNAUTHENTICATED, (("WWW-Authenticate", WWW_AUTHENTICATE),)
+            )
+        token_header = (headers.get("X-Atlassian-Token") or "").lower()
+        if self.xsrf_check and method == "POST" and token_header != "no-check":
+            return Reply(403, XSRF_REFUSAL, TEXT_TYPE)
         if route is None:
             return jira_error(404, f"No resource found at {path}")
         allowed = "POST" if route.cancel else "GET"
@@ -292,21 +332,25 @@ class Simulator:
 
     def _get_task(self, task_id: str, self_url: str) -> Reply:
         with self._lock:
-            now = self._clock()
+            now = self.jira_time()
             task = self._tasks.get(task_id)
             cancel_at = None if task is None else task.cancel_at
         if task is None or is_expired(task.script, task.created, now):
             return jira_error(404, f"Task with id {task_id} does not exist")
+        if task.script.forbidden:
+            return jira_error(403, FORBIDDEN)
         view = view_at(task.script, task.created, cancel_at, now)
         return json_reply(200, task_json(task.script, view, self_url))
 
     def _cancel(self, task_id: str) -> Reply:
         # Decide and record under one lock: two concurrent cancels cannot both be "the" cancel.
         with self._lock:
-            now = self._clock()
+            now = self.jira_time()
             task = self._tasks.get(task_id)
             if task is None or is_expired(task.script, task.created, now):
                 return bare_error(404, f"Task with id {task_id} does not exist")
+            if task.script.forbidden or task.script.cancel_forbidden:
+                return bare_error(403, FORBIDDEN)
             view = view_at(task.script, task.created, task.cancel_at, now)
             if not task.script.cancellable or view.finished is not None:
                 return bare_error(400, NOT_CANCELLABLE)
