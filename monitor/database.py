@@ -5,6 +5,9 @@ a busy timeout, `synchronous=NORMAL` and foreign keys, and takes transaction con
 the sqlite3 driver: a writer says so up front and gets `BEGIN IMMEDIATE` (a deferred
 transaction that reads and then writes fails with SQLITE_BUSY at once in WAL mode, whatever the
 busy timeout). Everything SQLite-specific lives in `_sqlite_hooks`; the rest is portable.
+PostgreSQL (`postgresql+psycopg://`, the `postgresql` extra) needs no hook; what is its own
+(the advisory lock that serialises migrations of instances starting together, the driver's
+absence) is in `monitor.postgresql`.
 
 Failures are translated once, in `transaction`: a failure of the storage (disk full, read-only
 file system, I/O error, locked) is a `StoreUnavailable`, which the daemon rides out; a read-only
@@ -32,8 +35,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 import monitor
 from monitor.errors import StoreError, StoreUnavailable
+from monitor.postgresql import is_postgresql, migration_lock, require_driver
 
-SCHEMA_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
+SCHEMA_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 BUSY_TIMEOUT_MS = 30_000
 
@@ -199,6 +203,8 @@ def create_db_engine(url: str, *, adopt_empty: bool = False) -> Engine:
         except (OSError, sqlite3.Error) as exc:
             reason = _read_only_text(path) if _is_read_only(path, exc) else str(exc)
             raise StoreError(f"cannot create {describe_url(url)}: {reason}") from None
+    if is_postgresql(parsed):
+        require_driver(parsed)
     try:
         engine = create_engine(parsed, pool_pre_ping=not is_sqlite)
     except (SQLAlchemyError, ImportError) as exc:
@@ -250,6 +256,8 @@ def migrate(engine: Engine, target: str = "head") -> None:
     config = Config()
     config.set_main_option("script_location", str(migrations_path()))
     with transaction(engine, write=True) as conn:
+        if conn.dialect.name == "postgresql":
+            migration_lock(conn)  # instances starting together migrate one after the other
         config.attributes["connection"] = conn
         command.upgrade(config, target)
 

@@ -90,6 +90,12 @@ class Heartbeat(NamedTuple):
     next_poll_at: datetime | None = None
     stopped_at: datetime | None = None
     state_file: str | None = None
+    polls_last_minute: int | None = None
+
+    @property
+    def host(self) -> str:
+        """The host the instance runs on (its name is `host:pid`)."""
+        return self.instance.rpartition(":")[0] or self.instance
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:

@@ -11,6 +11,7 @@ CLI command more than its query.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +80,41 @@ class UTCDateTime(TypeDecorator[datetime]):
         return _sqlite_datetime
 
 
+class JSONText(TypeDecorator[str]):
+    """JSON kept as text by the code: TEXT on SQLite, `jsonb` on PostgreSQL.
+
+    The code writes JSON text (or, for a value cut past its limit, text that is no longer
+    JSON) and reads text that it parses, falling back to the text itself. On PostgreSQL the
+    text is parsed into `jsonb` (text that is not JSON goes in as a JSON string, which reads
+    back parsed as that same text) and read back as compact JSON text: the same value, though
+    `jsonb` orders an object's keys its own way.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "postgresql":
+            return value
+        value = value.replace("\\u0000", "\\ufffd")  # jsonb holds no NUL character
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value.replace("\x00", "\ufffd")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None or dialect.name != "postgresql":
+            return value  # type: ignore[no-any-return]
+        return json.dumps(value, ensure_ascii=False)
+
+
 def _sqlite_text(value: datetime | None) -> str | None:
     if value is None:
         return None
@@ -122,7 +158,7 @@ TASKS = Table(
     Column("progress", Integer),
     Column("message", Text),
     Column("description", Text),
-    Column("result", Text),
+    Column("result", JSONText),  # jsonb on PostgreSQL
     Column("elapsed_runtime_ms", BigInteger),
     Column("jira_submitted_at", UTCDateTime),
     Column("jira_started_at", UTCDateTime),
@@ -209,4 +245,16 @@ HEARTBEATS = Table(
     Column("next_poll_at", UTCDateTime),
     Column("stopped_at", UTCDateTime),
     Column("state_file", String(4096)),  # see monitor.statefile
+    Column("polls_last_minute", Integer),  # across its ticks, for `jtm status`'s instances
+)
+
+# State that several daemon instances share, one row per name (`monitor.sharing`): a site-wide
+# rate-limit pause, and which instance last ran retention. `until_at` is when it ends.
+SHARED_STATE = Table(
+    "shared_state",
+    METADATA,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(200)),
+    Column("until_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

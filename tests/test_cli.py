@@ -6,6 +6,7 @@ import csv
 import importlib
 import io
 import json
+import tomllib
 import re
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from monitor.cli import COMMAND_MODULES, cli
 from monitor.database import SCHEMA_HEAD, open_database
 from monitor.store import Store
 from tests.conftest import RunCli
+from tests.databases import config_on_db_url as config  # noqa: F401 (on both databases)
+from tests.databases import db_url_on_both as db_url  # noqa: F401
 from tests.helpers import JTM, base_env
 
 SHOW_KEYS = {
@@ -30,7 +33,7 @@ HISTORY_KEYS = ["task_id", "observed_at", "status", "progress", "message", "elap
 
 
 def _store(config: Path) -> Store:
-    return Store(open_database(f"sqlite:///{config.parent / 'monitor.db'}"))
+    return Store(open_database(tomllib.loads(config.read_text())["database"]["url"]))
 
 
 def test_add_list_show_remove(run: RunCli, config: Path) -> None:

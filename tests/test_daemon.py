@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from monitor.simulator import Simulator, TaskScript
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
+from tests.databases import db_url_on_both as db_url  # noqa: F401 (on both databases)
 from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
 
 pytestmark = pytest.mark.slow
 
 
 def test_run_polls_registered_tasks_to_the_end_and_logs_each_finish_once(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, db_url: str
 ) -> None:
     scripts = {
         # Long enough that even a busy machine polls each task before it ends.
@@ -27,7 +28,7 @@ def test_run_polls_registered_tasks_to_the_end_and_logs_each_finish_once(
     }
     for script in (scripts["101"], scripts["102"]):
         sim.add_task(script)
-    config = write_config(tmp_path, sim, SIM_EMAIL)
+    config = write_config(tmp_path, sim, SIM_EMAIL, database={"url": db_url})
     env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
 
     added = jtm(config, "add", "101", f"{sim.url}/rest/api/3/task/102", "--label", "e2e", env=env)
@@ -53,17 +54,19 @@ def test_run_polls_registered_tasks_to_the_end_and_logs_each_finish_once(
     assert [e["event"] for e in events][-1] == "daemon.stopped"
     assert SIM_TOKEN not in "\n".join(daemon.lines) + daemon.stderr
 
-    with sqlite3.connect(tmp_path / "monitor.db") as db:
-        states = dict(db.execute("SELECT task_id, state || ':' || status FROM tasks"))
+    engine = create_engine(db_url)
+    with engine.connect() as db:
+        states = dict(db.execute(text("SELECT task_id, state || ':' || status FROM tasks")).all())
         statuses = {
-            task_id: [
-                s
-                for (s,) in db.execute(
-                    "SELECT status FROM snapshots WHERE task_id = ? ORDER BY id", (task_id,)
+            task_id: list(
+                db.scalars(
+                    text("SELECT status FROM snapshots WHERE task_id = :id ORDER BY id"),
+                    {"id": task_id},
                 )
-            ]
+            )
             for task_id in scripts
         }
+    engine.dispose()
     assert states == {"101": "finished:COMPLETE", "102": "finished:FAILED", "103": "finished:DEAD"}
     for task_id, seen in statuses.items():
         assert seen[-1] == scripts[task_id].outcome
@@ -81,19 +84,28 @@ def test_run_polls_registered_tasks_to_the_end_and_logs_each_finish_once(
     again = Daemon(config, env)
     try:
         again.wait_event("daemon.started")
-        wait_for(lambda: _heartbeats(tmp_path) >= 1, what="a completed tick")
+        wait_for(lambda: _heartbeats(db_url) >= 1, what="a completed tick")
     finally:
         assert again.stop(signal.SIGINT) == 0
     assert again.events("task.finished") == []
     assert task_polls() == polls_before
 
 
-def _heartbeats(directory: Path) -> int:
-    with sqlite3.connect(directory / "monitor.db") as db:
-        row = db.execute(
-            "SELECT count(*) FROM heartbeats WHERE last_tick_at IS NOT NULL AND stopped_at IS NULL"
-        ).fetchone()
-    return int(row[0])
+def _heartbeats(db_url: str) -> int:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as db:
+            return int(
+                db.scalar(
+                    text(
+                        "SELECT count(*) FROM heartbeats"
+                        " WHERE last_tick_at IS NOT NULL AND stopped_at IS NULL"
+                    )
+                )
+                or 0
+            )
+    finally:
+        engine.dispose()
 
 
 def test_run_with_a_bad_config_exits_78_without_a_traceback(tmp_path: Path, sim: Simulator) -> None:
