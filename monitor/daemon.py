@@ -29,6 +29,11 @@ so a reload never lets a burst past the rate cap. `jira.url` and `database.url` 
 daemon's identity (the watched IDs belong to one site and one database): a reload that
 changes either is refused as a whole, as is an invalid config or an unreadable token, and the
 old config stays in force.
+
+Several instances (`monitor.sharing`). On PostgreSQL, instances on any hosts share the tasks:
+due tasks are claimed with a lease, the main loop syncs the site's pause and this instance's
+share of the rate cap once a second, and retention takes a daily turn. On SQLite a second
+daemon on the same file is refused at start.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExe
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
 
 from monitor import __version__
 from monitor.backlog import Backlog
@@ -68,6 +74,7 @@ from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
 from monitor.poller import Poller, TickReport
 from monitor.retention import RETENTION_EVERY_S, apply_retention
+from monitor.sharing import Sharing, exclusive_daemon, is_shared
 from monitor.statefile import StateFile, state_dir
 from monitor.states import TaskState
 from monitor.store import Store
@@ -143,6 +150,7 @@ class Daemon:
         self._runtime: Runtime | None = None
         self._pending: Runtime | None = None
         self._token: Secret | None = None
+        self.sharing: Sharing | None = None
         self.backlog = Backlog(self.log)
         state = StateFile(state_dir(self.env, settings.database.url), self.instance)
         self.heartbeat = HeartbeatWriter(
@@ -166,20 +174,35 @@ class Daemon:
         for form in credential_forms(settings.jira, self._token):
             register_secret(form)
         engine = create_db_engine(settings.database.url)
+        sole = None
         try:
+            sole = exclusive_daemon(settings.database.url)
             before = ensure_schema(engine, "upgrade")
             if before != SCHEMA_HEAD:
                 self.log.info("database.upgraded", **{"from": before, "to": SCHEMA_HEAD})
             store = Store(engine)
+            if is_shared(settings):
+                self.sharing = Sharing(store, self.instance, settings, self.log)
             self._runtime = self._build(
                 settings, self._token, SiteGate(settings.jira.max_rps), store
             )
+            if self.sharing is not None:
+                self.sharing.start(self._runtime.client.gate, datetime.now(UTC))
             self._check_credentials(self._runtime.client)
         except BaseException:
             if self._runtime is not None:
                 self._runtime.close()
             engine.dispose()
+            if sole is not None:
+                sole.close()
             raise
+        try:
+            return self._serve(settings, engine, store)
+        finally:
+            if sole is not None:
+                sole.close()
+
+    def _serve(self, settings: Settings, engine: Engine, store: Store) -> int:
         scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": SchedulerThreadPool(max_workers=1)},
@@ -221,6 +244,8 @@ class Daemon:
                 if self._reload_requested:
                     self._reload_requested = False
                     self._reload(store, scheduler)
+                if self.sharing is not None:
+                    self.sharing.sync_if_due(self._current().client.gate, self.settings)
                 if self._site_paused():
                     # A tick waiting out a rate-limit pause (at most MAX_PAUSE_S, a deadline
                     # the daemon set itself) is not hung: a restart would forget the pause
@@ -338,9 +363,10 @@ class Daemon:
         concurrency = settings.poll.concurrency
         client = JiraClient(settings.jira, token, pool_size=concurrency, gate=gate)
         workers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jtm-poll")
+        api = self.heartbeat.pulsing(client, store)
         poller = Poller(
             store,
-            self.heartbeat.pulsing(client, store),
+            api if self.sharing is None else self.sharing.guard(api),
             settings.poll,
             settings.timeouts,
             workers,
@@ -407,6 +433,11 @@ class Daemon:
     def _prune(self, store: Store) -> None:
         try:
             keep_s = self.settings.retention.snapshots_s  # read now: a reload may change it
+            if self.sharing is not None and not self.sharing.retention_turn(
+                datetime.now(UTC), RETENTION_EVERY_S
+            ):
+                self.log.info("retention.skipped", reason="another instance has today's turn")
+                return
             apply_retention(
                 store,
                 keep_s,

@@ -43,7 +43,7 @@ class DaemonHealth:
     heartbeat: Heartbeat | None  # the instance the state is about
     age_s: float | None  # seconds since its last heartbeat
     stale_after_s: float
-    others_alive: int = 0  # more daemons beating on the same database: a mistake
+    others_alive: int = 0  # more instances beating on the same database (PostgreSQL)
 
     @property
     def alive(self) -> bool:
@@ -129,6 +129,7 @@ class StatusReport:
     size_bytes: int | None
     snapshots: int
     store: StoreTrouble | None = None  # the live daemon cannot write the database
+    instances: list[Heartbeat] = field(default_factory=list)  # live ones, newest beat first
 
 
 def with_state_files(
@@ -166,4 +167,18 @@ def status_report(
         schema=queries.schema_revision(),
         size_bytes=queries.database_size(),
         snapshots=queries.snapshot_count(),
+        instances=live_instances(beats, now, stale_after_s),
     )
+
+
+def live_instances(
+    heartbeats: Sequence[Heartbeat], now: datetime, stale_after_s: float = STALE_AFTER_S
+) -> list[Heartbeat]:
+    """The daemon instances alive at `now` (several share a PostgreSQL database), newest
+    heartbeat first."""
+    live = [
+        b
+        for b in heartbeats
+        if b.stopped_at is None and (now - b.heartbeat_at).total_seconds() <= stale_after_s
+    ]
+    return sorted(live, key=lambda b: b.heartbeat_at, reverse=True)

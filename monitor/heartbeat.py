@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -50,7 +51,8 @@ class HeartbeatWriter:
         self.log = log
         self.backlog = backlog
         self.state = state or StateFile(None, instance)
-        self._lock = threading.Lock()  # guards written_at
+        self._lock = threading.Lock()  # guards written_at and _ticks
+        self._ticks: deque[tuple[float, int]] = deque()  # (monotonic, polls) of recent ticks
         self.written_at = time.monotonic()
         """When the heartbeat was last written (monotonic); the daemon's start counts."""
 
@@ -70,9 +72,21 @@ class HeartbeatWriter:
         }
         if report is not None:
             values |= {"last_tick_at": now, "last_tick_polls": report.polled}
+        values["polls_last_minute"] = self._polls_last_minute(report)
         store.beat(self.instance, values)
         with self._lock:
             self.written_at = max(self.written_at, time.monotonic())
+
+    def _polls_last_minute(self, report: TickReport | None) -> int:
+        """Polls made by this instance's ticks in the last minute (`jtm status`'s instances),
+        counting `report`'s."""
+        now = time.monotonic()
+        with self._lock:
+            if report is not None:
+                self._ticks.append((now, report.polled))
+            while self._ticks and self._ticks[0][0] < now - 60.0:
+                self._ticks.popleft()
+            return sum(polls for _, polls in self._ticks)
 
     def after_tick(self, store: Store, report: TickReport) -> None:
         """The heartbeat after a tick; while the database cannot be written, the state file

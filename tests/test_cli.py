@@ -6,10 +6,10 @@ import csv
 import importlib
 import io
 import json
-import tomllib
 import re
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,8 +21,10 @@ from monitor.cli import COMMAND_MODULES, cli
 from monitor.database import SCHEMA_HEAD, open_database
 from monitor.store import Store
 from tests.conftest import RunCli
-from tests.databases import config_on_db_url as config  # noqa: F401 (on both databases)
-from tests.databases import db_url_on_both as db_url  # noqa: F401
+from tests.databases import (
+    config_on_db_url,  # noqa: F401 (the `config` fixture, on both databases)
+    db_url_on_both,  # noqa: F401 (the `db_url` fixture, on both databases)
+)
 from tests.helpers import JTM, base_env
 
 SHOW_KEYS = {

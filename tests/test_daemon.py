@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 
 from monitor.simulator import Simulator, TaskScript
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
-from tests.databases import db_url_on_both as db_url  # noqa: F401 (on both databases)
+from tests.databases import db_url_on_both  # noqa: F401 (the `db_url` fixture, on both databases)
 from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,9 @@ def test_run_polls_registered_tasks_to_the_end_and_logs_each_finish_once(
 
     engine = create_engine(db_url)
     with engine.connect() as db:
-        states = dict(db.execute(text("SELECT task_id, state || ':' || status FROM tasks")).all())
+        states: dict[str, str] = dict(
+            db.execute(text("SELECT task_id, state || ':' || status FROM tasks")).tuples().all()
+        )
         statuses = {
             task_id: list(
                 db.scalars(

@@ -19,7 +19,7 @@ from monitor.poller import DUE_BATCH, WRITE_GROUP, Poller
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import ErrorKind, EventKind, TaskState
 from monitor.store import Registration, Store
-from tests.databases import db_url_on_both as db_url  # noqa: F401 (on both databases)
+from tests.databases import db_url_on_both  # noqa: F401 (the `db_url` fixture, on both databases)
 from tests.helpers import events, snapshots
 
 NOW = datetime.now(UTC)

@@ -10,7 +10,7 @@ from monitor.errors import NotFoundError
 from monitor.queries import Filters, Queries
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
-from tests.databases import db_url_on_both as db_url  # noqa: F401 (on both databases)
+from tests.databases import db_url_on_both  # noqa: F401 (the `db_url` fixture, on both databases)
 from tests.helpers import events, snapshots
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

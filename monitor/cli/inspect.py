@@ -17,6 +17,7 @@ from monitor.terminal import visible
 if TYPE_CHECKING:
     from monitor.checks import Check
     from monitor.health import DaemonHealth, StatusReport
+    from monitor.records import Heartbeat
 
 
 @click.command()
@@ -79,6 +80,19 @@ def _daemon_json(health: DaemonHealth) -> dict[str, Any]:
     return data
 
 
+def _instance_json(beat: Heartbeat, now: datetime) -> dict[str, Any]:
+    return {
+        "instance": beat.instance,
+        "host": beat.host,
+        "pid": beat.pid,
+        "version": beat.version,
+        "started_at": iso(beat.started_at),
+        "heartbeat_at": iso(beat.heartbeat_at),
+        "heartbeat_age_s": round((now - beat.heartbeat_at).total_seconds(), 3),
+        "polls_last_minute": beat.polls_last_minute,
+    }
+
+
 def _status_json(report: StatusReport, url: str) -> dict[str, Any]:
     from monitor.database import describe_url
     from monitor.states import TaskState
@@ -86,6 +100,7 @@ def _status_json(report: StatusReport, url: str) -> dict[str, Any]:
     return {
         "checked_at": iso(report.now),
         "daemon": _daemon_json(report.daemon),
+        "instances": [_instance_json(beat, report.now) for beat in report.instances],
         "tasks": {state.value: report.counts.get(state, 0) for state in TaskState},
         "store": (
             None
@@ -132,7 +147,7 @@ def _daemon_line(health: DaemonHealth) -> str:
         up = _ago((beat.heartbeat_at - beat.started_at).total_seconds()).removesuffix(" ago")
         line = click.style("alive", fg="green") + f": heartbeat {age} ({who}, up {up})"
         if health.others_alive:
-            line += click.style(f"; {health.others_alive} more daemon(s) alive!", fg="yellow")
+            line += f"; {health.others_alive + 1} instances"
         return line
     if health.state == DaemonState.STOPPED:
         return click.style("stopped", fg="red", bold=True) + f" {age} ({who})"
@@ -146,6 +161,14 @@ def _print_status(report: StatusReport, url: str) -> None:
     from monitor.systemd import trouble_text
 
     lines = [("daemon", _daemon_line(report.daemon))]
+    if len(report.instances) > 1:
+        for i, beat in enumerate(report.instances):
+            age = _ago((report.now - beat.heartbeat_at).total_seconds())
+            polls = "-" if beat.polls_last_minute is None else f"{beat.polls_last_minute:,}"
+            text = visible(f"{beat.host} pid {beat.pid}, version {beat.version}")
+            lines.append(
+                ("instances" if i == 0 else "", f"{text}: heartbeat {age}, {polls} polls/min")
+            )
     counts = ", ".join(f"{report.counts.get(s, 0)} {s.value}" for s in TaskState)
     lines.append(("tasks", counts))
     if report.store is not None:

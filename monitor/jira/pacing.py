@@ -125,6 +125,18 @@ class SiteGate:
             # set meanwhile, or another thread may have taken the slot.
             self._wait(wait)
 
+    def share(self, instances: int) -> None:
+        """Pace at `max_rps / instances`: this process is one of `instances` daemons sending
+        to the site (`monitor.sharing`), which together keep to `max_rps`."""
+        instances = max(1, instances)
+        with self._lock:
+            rate = self.max_rps / instances
+            window = max(1, math.floor(rate))
+            if window != self._window:
+                self._window = window
+                self._recent = deque(self._recent, maxlen=window)
+            self._spacing = 1.0 / rate
+
     def pause(self, seconds: float) -> None:
         """Stop all sending for `seconds` from now, unless a longer pause is already in force."""
         if not math.isfinite(seconds) or seconds <= 0:

@@ -36,6 +36,7 @@ from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
 from monitor.store.polls import EventSpec, PollWrite, event_row, write_poll
+from monitor.store.shared import Claims
 
 __all__ = ["EventSpec", "PollWrite", "RegisterResult", "Registration", "Store"]
 
@@ -77,6 +78,9 @@ def _load_tasks(conn: Connection, stmt: Select[Any]) -> list[Task]:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.claims: Claims | None = None
+        """Set by a daemon sharing the database with others: due tasks are claimed (leased),
+        not merely read (`monitor.store.shared`)."""
 
     # -- registration (the CLI) ---------------------------------------------------------
 
@@ -178,7 +182,10 @@ class Store:
     # -- the daemon ------------------------------------------------------------------------
 
     def due_tasks(self, now: datetime, limit: int) -> list[Task]:
-        """Watched tasks whose next poll is due, most overdue first."""
+        """Watched tasks whose next poll is due, most overdue first (claimed for this
+        instance, with `claims`)."""
+        if self.claims is not None:
+            return self.claims.claim(self.engine, now, limit)
         stmt = (
             select(*TASK_COLUMNS)
             .where(TASKS.c.state == TaskState.WATCHING, TASKS.c.next_poll_at <= now)
