@@ -27,6 +27,7 @@ import fcntl
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,10 +114,16 @@ class Sharing:
         """`api`, sending no request for a task whose lease ran out (`LeasedApi`)."""
         return LeasedApi(api, self.leases)
 
-    def start(self, gate: SiteGate, now: datetime) -> None:
-        """Claim from the first tick, at this instance's share of the rate."""
-        self.instances = max(1, live_instances(self.store.engine, now, STALE_AFTER_S) + 1)
+    def start(self, gate: SiteGate, register: Callable[[], object]) -> None:
+        """Join the others: `register` this instance (its heartbeat row), take its share of
+        the rate, and, if others run, give them one sync to lower theirs before this one
+        sends anything (the rate cap holds while an instance joins)."""
+        register()
+        self.instances = max(1, live_instances(self.store.engine, _utcnow(), STALE_AFTER_S))
         self._apply(gate)
+        self._synced_at = time.monotonic()
+        if self.instances > 1:
+            time.sleep(SYNC_EVERY_S * 1.5)
 
     def sync_if_due(self, gate: SiteGate, settings: Settings) -> None:
         """`sync` once `SYNC_EVERY_S` has passed since the last; never raises (a database
@@ -158,6 +165,10 @@ class Sharing:
     def _apply(self, gate: SiteGate) -> None:
         gate.share(self.instances)
         self.store.claims = claims_for(self.settings, self.instances, self.leases)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def exclusive_daemon(url: str) -> IO[bytes] | None:

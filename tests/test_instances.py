@@ -1,0 +1,224 @@
+"""Several daemon instances on one database: real `jtm run` processes against the simulator.
+
+On PostgreSQL (skipped without a server, see `tests.databases`) three instances share the
+tasks through a SIGKILL of one and a SIGSTOP of another past its lease; the site's rate cap
+and a Retry-After hold for the three together. On SQLite a second daemon is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from monitor.database import open_database
+from monitor.schema import SNAPSHOTS
+from monitor.simulator import Fault, Simulator, TaskScript
+from monitor.store import Registration, Store
+from monitor.store.shared import Claims
+from tests.conftest import SIM_EMAIL, SIM_TOKEN
+from tests.databases import NO_SERVER, postgresql_schema, postgresql_server
+from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+INTERVAL_S = 2.0
+STATUS_ORDER = {"ENQUEUED": 0, "RUNNING": 1, "COMPLETE": 2, "FAILED": 2, "DEAD": 2}
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    server = postgresql_server()
+    if server is None:
+        pytest.skip(NO_SERVER)
+    with postgresql_schema(server) as url:
+        yield url
+
+
+def _instances(config: Path, env: dict[str, str]) -> int:
+    status = jtm(config, "status", "--json", env=env)
+    return len(json.loads(status.stdout)["instances"]) if status.stdout else 0
+
+
+def _task_gets(sim: Simulator) -> dict[str, list[float]]:
+    """Each task's GETs, as the simulator received them (monotonic seconds)."""
+    gets: dict[str, list[float]] = defaultdict(list)
+    for request in sim.requests_log():
+        if request.task_id is not None and request.method == "GET":
+            gets[request.task_id].append(request.monotonic)
+    return gets
+
+
+def test_claims_hand_each_due_task_to_one_instance_until_its_lease_ends(pg_url: str) -> None:
+    engine = open_database(pg_url)
+    try:
+        Store(engine).register([str(n) for n in range(10)], Registration(), T0)
+        claims = Claims(lease_s=30.0, batch=4)
+        first = claims.claim(engine, T0, 100)
+        second = claims.claim(engine, T0, 100)
+        assert len(first) == len(second) == 4  # no more than a batch at a time
+        assert not {t.task_id for t in first} & {t.task_id for t in second}
+        assert all(t.next_poll_at == T0 for t in first)  # as it was due, not as leased
+        third = claims.claim(engine, T0, 100)
+        assert len(third) == 2
+        assert claims.claim(engine, T0 + timedelta(seconds=29), 100) == []
+        # A lease that ran out (its instance died) leaves the task due for the others.
+        again = claims.claim(engine, T0 + timedelta(seconds=30), 100)
+        assert {t.task_id for t in again} == {t.task_id for t in first}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_three_instances_share_the_work_through_a_kill_and_a_pause(
+    sim: Simulator, tmp_path: Path, pg_url: str
+) -> None:
+    outcomes = ["COMPLETE", "FAILED", "DEAD"]
+    scripts = [
+        TaskScript(str(n), queued_s=1.0, run_s=14.0 + n % 5, outcome=outcomes[n % 3])
+        for n in range(30)
+    ]
+    for script in scripts:
+        sim.add_task(script)
+    config = write_config(
+        tmp_path,
+        sim,
+        SIM_EMAIL,
+        database={"url": pg_url},
+        jira={"timeout": "1s", "max_rps": 60},
+        poll={"interval": f"{INTERVAL_S}s", "max_interval": f"{INTERVAL_S}s"},
+    )
+    env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
+    added = jtm(config, "add", *(s.task_id for s in scripts), env=env)
+    assert added.returncode == 0, added.stderr
+    daemons = [Daemon(config, env) for _ in range(3)]
+    try:
+        for daemon in daemons:
+            daemon.wait_event("daemon.started")
+        wait_for(lambda: _instances(config, env) == 3, what="three live instances")
+        killed, paused, _ = daemons
+        killed.proc.send_signal(signal.SIGKILL)
+        killed.proc.wait(timeout=10)
+        paused.proc.send_signal(signal.SIGSTOP)
+        time.sleep(3 * INTERVAL_S)  # well past its leases (one interval)
+        paused.proc.send_signal(signal.SIGCONT)
+        store = Store(open_database(pg_url))
+        try:
+            wait_for(
+                lambda: store.count_by_state().get("finished", 0) == len(scripts),
+                timeout=90,
+                what="every task finished",
+            )
+            tasks = {s.task_id: store.get(s.task_id) for s in scripts}
+            with store.engine.connect() as conn:
+                history = conn.execute(
+                    select(SNAPSHOTS.c.task_id, SNAPSHOTS.c.status, SNAPSHOTS.c.observed_at)
+                    .order_by(SNAPSHOTS.c.id)
+                ).all()
+        finally:
+            store.engine.dispose()
+    finally:
+        for daemon in daemons:
+            if daemon.proc.poll() is None:
+                os.kill(daemon.proc.pid, signal.SIGCONT)
+                assert daemon.stop() == 0, daemon.stderr
+
+    # task.finished exactly once across the instances (the killed one's lines included).
+    finished = Counter(e["task_id"] for d in daemons for e in d.events("task.finished"))
+    assert finished == dict.fromkeys((s.task_id for s in scripts), 1)
+    assert {t: tasks[t].status for t in tasks} == {s.task_id: s.outcome for s in scripts}
+
+    # No task polled twice in an interval; none left more than two intervals past its due
+    # time (the killed instance's leases ran out, and the others took its tasks over).
+    gets = _task_gets(sim)
+    gaps = {t: [b - a for a, b in pairwise(ts)] for t, ts in gets.items()}
+    doubles = {t: [round(g, 2) for g in g_ if g < INTERVAL_S / 2] for t, g_ in gaps.items()}
+    assert {t: g for t, g in doubles.items() if g} == {}
+    assert max(max(g) for g in gaps.values() if g) <= 3 * INTERVAL_S + 1.5
+
+    # The paused instance wrote no stale answer over a newer one: each task's history goes
+    # forward only, in time and in status.
+    by_task: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+    for task_id, status, observed_at in history:
+        by_task[task_id].append((status, observed_at))
+    for task_id, seen in by_task.items():
+        times = [at for _, at in seen]
+        ranks = [STATUS_ORDER[status] for status, _ in seen]
+        assert times == sorted(times), task_id
+        assert ranks == sorted(ranks), task_id
+
+
+@pytest.mark.slow
+def test_the_rate_cap_and_a_retry_after_hold_for_the_site_as_a_whole(
+    sim: Simulator, tmp_path: Path, pg_url: str
+) -> None:
+    max_rps = 6
+    for n in range(40):
+        sim.add_task(TaskScript(str(n), queued_s=0.5, run_s=600.0))
+    config = write_config(
+        tmp_path,
+        sim,
+        SIM_EMAIL,
+        database={"url": pg_url},
+        jira={"timeout": "1s", "max_rps": max_rps},
+        poll={"interval": "1s", "max_interval": "1s"},
+    )
+    env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
+    assert jtm(config, "add", *(str(n) for n in range(40)), env=env).returncode == 0
+    daemons = [Daemon(config, env) for _ in range(3)]
+    try:
+        wait_for(lambda: _instances(config, env) == 3, what="three live instances")
+        time.sleep(2.0)  # every instance has recounted the others (once a second)
+        begin = time.monotonic()
+        time.sleep(4.0)
+        end = time.monotonic()
+        sim.add_fault(Fault("rate_limit", retry_after="4", count=1))
+        wait_for(lambda: any(r.status == 429 for r in sim.requests_log()), what="a 429")
+        time.sleep(4.0)
+    finally:
+        for daemon in daemons:
+            assert daemon.stop() == 0, daemon.stderr
+
+    log = sim.requests_log()
+    sent = sorted(r.monotonic for r in log if r.task_id is not None and begin <= r.monotonic < end)
+    assert len(sent) >= 3 * max_rps  # the three kept busy
+    # Counted on receipt: 50 ms less than a second allows for the way there.
+    busiest = max(sum(1 for t in sent if s <= t < s + 0.95) for s in sent)
+    assert busiest <= max_rps
+
+    # The 429 one instance saw paused all three: nothing sent from a second after it (the
+    # others' next sync) until its Retry-After ends.
+    limited = next(r.monotonic for r in log if r.status == 429)
+    during = [r for r in log if limited + 1.5 <= r.monotonic < limited + 3.5]
+    assert during == []
+
+
+def test_a_second_daemon_on_one_sqlite_database_is_refused_pointing_to_postgresql(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, sim, SIM_EMAIL)
+    env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
+    first = Daemon(config, env)
+    try:
+        first.wait_event("daemon.started")
+        second = jtm(config, "run", env=env)
+        assert second.returncode == 78
+        assert f"pid {first.proc.pid}" in second.stderr
+        assert "PostgreSQL" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        assert first.stop() == 0, first.stderr
+    # The lock goes with its daemon: a new one starts at once.
+    again = Daemon(config, env)
+    try:
+        again.wait_event("daemon.started")
+    finally:
+        assert again.stop() == 0, again.stderr
