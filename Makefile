@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest check-unit format lock clean bench bench-smoke
+.PHONY: setup demo test test-postgresql lint typecheck pytest check-unit format lock clean bench bench-smoke
 
 $(STAMP): pyproject.toml requirements/runtime.lock requirements/dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -30,6 +30,12 @@ typecheck: setup
 
 pytest: setup
 	$(BIN)/pytest
+
+# The tests marked postgresql (the store, daemon and CLI suites on PostgreSQL, several
+# instances on one database) against a throwaway server: .ci/with-postgresql starts one (and
+# installs Debian's postgresql package when missing and run as root). `make test` skips them.
+test-postgresql: setup
+	.ci/with-postgresql $(BIN)/pytest -m postgresql -q
 
 # The systemd unit, with systemd's own tools (skipped with a message where they are missing).
 check-unit:

@@ -187,9 +187,7 @@ class Daemon:
                 settings, self._token, SiteGate(settings.jira.max_rps), store
             )
             if self.sharing is not None:
-                self.sharing.start(
-                    self._runtime.client.gate, lambda: self.heartbeat.write(store)
-                )
+                self.sharing.start(self._runtime.client.gate, lambda: self.heartbeat.write(store))
             self._check_credentials(self._runtime.client)
         except BaseException:
             if self._runtime is not None:

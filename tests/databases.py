@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 POSTGRESQL_ENV = "TEST_POSTGRESQL_URL"
-BACKENDS = ("sqlite", "postgresql")
+BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql))
 NO_SERVER = f"PostgreSQL: set {POSTGRESQL_ENV} (`make test-postgresql` starts a server)"
 
 
@@ -45,10 +45,11 @@ def postgresql_schema(server: str) -> Iterator[str]:
 
 
 @contextmanager
-def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A URL of a new, empty database of `backend`; skips PostgreSQL without a server."""
+def database_url(backend: str, tmp_path: Path, name: str = "monitor.db") -> Iterator[str]:
+    """A URL of a new, empty database of `backend` (SQLite: the file `name` in `tmp_path`);
+    skips PostgreSQL without a server."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+        yield f"sqlite:///{tmp_path / name}"
         return
     server = postgresql_server()
     if server is None:
@@ -57,10 +58,10 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=BACKENDS)
-def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A new, empty database: SQLite, then PostgreSQL (skipped without a server)."""
-    with database_url(request.param, tmp_path) as url:
+@pytest.fixture(name="other_db_url", params=BACKENDS)
+def other_db_url_on_both(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A second new, empty database beside `db_url`'s: SQLite, then PostgreSQL."""
+    with database_url(request.param, tmp_path, "other.db") as url:
         yield url
 
 

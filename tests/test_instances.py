@@ -57,6 +57,7 @@ def _task_gets(sim: Simulator) -> dict[str, list[float]]:
     return gets
 
 
+@pytest.mark.postgresql
 def test_claims_hand_each_due_task_to_one_instance_until_its_lease_ends(pg_url: str) -> None:
     engine = open_database(pg_url)
     try:
@@ -78,6 +79,7 @@ def test_claims_hand_each_due_task_to_one_instance_until_its_lease_ends(pg_url: 
 
 
 @pytest.mark.slow
+@pytest.mark.postgresql
 def test_three_instances_share_the_work_through_a_kill_and_a_pause(
     sim: Simulator, tmp_path: Path, pg_url: str
 ) -> None:
@@ -120,8 +122,9 @@ def test_three_instances_share_the_work_through_a_kill_and_a_pause(
             tasks = {s.task_id: store.get(s.task_id) for s in scripts}
             with store.engine.connect() as conn:
                 history = conn.execute(
-                    select(SNAPSHOTS.c.task_id, SNAPSHOTS.c.status, SNAPSHOTS.c.observed_at)
-                    .order_by(SNAPSHOTS.c.id)
+                    select(
+                        SNAPSHOTS.c.task_id, SNAPSHOTS.c.status, SNAPSHOTS.c.observed_at
+                    ).order_by(SNAPSHOTS.c.id)
                 ).all()
         finally:
             store.engine.dispose()
@@ -157,6 +160,7 @@ def test_three_instances_share_the_work_through_a_kill_and_a_pause(
 
 
 @pytest.mark.slow
+@pytest.mark.postgresql
 def test_the_rate_cap_and_a_retry_after_hold_for_the_site_as_a_whole(
     sim: Simulator, tmp_path: Path, pg_url: str
 ) -> None:

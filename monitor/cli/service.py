@@ -44,6 +44,7 @@ def db() -> None:
     \b
     Example:
       jtm db upgrade
+      jtm db copy --to postgresql+psycopg://jtm@db.example.com/jtm
     """
 
 
@@ -71,6 +72,42 @@ def upgrade(app: AppContext) -> None:
         click.echo(f"{describe_url(url)}: already at schema {SCHEMA_HEAD}")
     else:
         click.echo(f"{describe_url(url)}: schema {before or 'none'} -> {SCHEMA_HEAD}")
+
+
+@db.command()
+@click.option(
+    "--to",
+    "to_url",
+    required=True,
+    metavar="URL",
+    help="The database to copy into (a SQLAlchemy URL): new, or without tasks.",
+)
+@pass_app
+def copy(app: AppContext, to_url: str) -> None:
+    """Copy this database whole (every task, snapshot and event) into another.
+
+    The way from SQLite to PostgreSQL: stop the daemon, copy, point database.url at the new
+    database, start the daemon(s). The target is created at the current schema; one that
+    already holds tasks is refused. All or nothing: a failed copy leaves the target empty.
+
+    \b
+    Example:
+      jtm db copy --to 'postgresql+psycopg://jtm@db.example.com/jtm'
+    """
+    from monitor.database import describe_url, open_database
+    from monitor.store.copy import copy_database
+
+    source_url = app.settings().database.url
+    if to_url == source_url:
+        raise UsageError("--to names the database being copied: give another one")
+    source = app.engine()
+    target = open_database(to_url, "create")
+    try:
+        copied = copy_database(source, target)
+    finally:
+        target.dispose()
+    counts = ", ".join(f"{n:,} {table}" for table, n in copied.items())
+    click.echo(f"copied {counts} to {describe_url(to_url)}")
 
 
 @click.command()

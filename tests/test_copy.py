@@ -1,0 +1,90 @@
+"""`jtm db copy --to URL`: a SQLite database copied whole, into SQLite and into PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from monitor.database import open_database
+from monitor.schema import EVENTS, SNAPSHOTS, TASKS
+from monitor.states import EventKind
+from monitor.store import Registration, Store
+from tests.conftest import RunCli
+from tests.databases import other_db_url_on_both  # noqa: F401 (`other_db_url`, on both databases)
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _fill(store: Store) -> None:
+    """Tasks with a history: snapshots, events, a JSON result and one cut past its limit."""
+    ids = [f"t{n}" for n in range(25)]
+    store.register(ids, Registration(label="copy", run_s=3600.0), T0)
+    results = [json.dumps({"errors": {"n": n}, "ok": [1, 2]}) for n in range(25)]
+    results[3] = '{"cut": "past its limit...(truncated)'  # stored, but no longer JSON
+    for step in range(3):
+        at = T0 + timedelta(seconds=30 * step)
+        for task, result in zip(store.due_tasks(at + timedelta(days=1), 100), results, strict=True):
+            status = "COMPLETE" if step == 2 else "RUNNING"
+            snap = {"observed_at": at, "last_seen_at": at, "status": status, "progress": step}
+            values = {"status": status, "progress": step, "result": result if step == 2 else None}
+            events = [(EventKind.STATUS_CHANGED, f"step {step}")]
+            assert store.record_poll(task, values, at, snapshot=snap, events=events)
+    store.remove(["t24"], T0 + timedelta(hours=1))
+
+
+def _rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    rows = {}
+    with engine.connect() as conn:
+        for table in (TASKS, SNAPSHOTS, EVENTS):
+            key = next(iter(table.primary_key.columns))
+            found = [r._asdict() for r in conn.execute(select(table).order_by(key))]
+            for row in found:
+                if row.get("result") is not None:
+                    # A cut result is no longer JSON: it reads back as its text on both.
+                    with suppress(ValueError):
+                        row["result"] = json.loads(row["result"])
+            rows[table.name] = found
+    return rows
+
+
+def test_db_copy_keeps_every_task_snapshot_and_event(
+    run: RunCli, config: Path, other_db_url: str
+) -> None:
+    source = open_database(f"sqlite:///{config.parent / 'monitor.db'}")
+    target = None
+    try:
+        _fill(Store(source))
+        result = run("db", "copy", "--to", other_db_url)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("copied 25 tasks, 75 snapshots, 101 events to ")
+        target = open_database(other_db_url)
+        assert _rows(target) == _rows(source)
+        # The copy carries on where the source stopped: new rows get new IDs.
+        store = Store(target)
+        store.register(["new"], Registration(), T0)
+        [task] = [t for t in store.due_tasks(T0, 100) if t.task_id == "new"]
+        snap = {"observed_at": T0, "last_seen_at": T0, "status": "RUNNING"}
+        assert store.record_poll(task, {}, T0, snapshot=snap)
+        assert len(_rows(target)["snapshots"]) == 76
+        # A target that already holds tasks is refused, and left as it was.
+        before = _rows(target)
+        again = run("db", "copy", "--to", other_db_url)
+        assert again.exit_code == 1
+        assert "already holds 26 task(s)" in again.output
+        assert "Traceback" not in again.output
+        assert _rows(target) == before
+    finally:
+        source.dispose()
+        if target is not None:
+            target.dispose()
+
+
+def test_db_copy_onto_itself_is_a_usage_error(run: RunCli, config: Path) -> None:
+    result = run("db", "copy", "--to", f"sqlite:///{config.parent / 'monitor.db'}")
+    assert result.exit_code == 2
+    assert "--to names the database being copied" in result.output
