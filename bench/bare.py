@@ -71,6 +71,33 @@ class InsertWriter:
         conn.execute("COMMIT")
 
 
+class PgInsertWriter:
+    """The same baseline on PostgreSQL: one INSERT per poll in its own transaction, with
+    psycopg 3 (what the monitor's PostgreSQL extra installs)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+        with self.conn.transaction():
+            self.conn.execute(POLLS_TABLE.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY"))
+
+    def write(self, task_id: str, data: dict[str, Any], now: datetime) -> None:
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO polls (task_id, observed_at, status, progress, message, elapsed_ms)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    task_id,
+                    now.isoformat(),
+                    data.get("status"),
+                    data.get("progress"),
+                    data.get("message"),
+                    data.get("elapsedRuntime"),
+                ),
+            )
+
+
 class SameSqlWriter:
     """The daemon's reads and writes for an unchanged poll, by hand, on the daemon's schema:
     the due-task query of each round, then per poll the compare-and-set UPDATE of the task row

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from bench.bare import BareClient, InsertWriter, SameSqlWriter, Writer, connect
+from bench.bare import BareClient, InsertWriter, PgInsertWriter, SameSqlWriter, Writer, connect
 from bench.harness import EMAIL, TOKEN, cpu_seconds, stalled_script
 
 P = ParamSpec("P")
@@ -76,7 +76,8 @@ def daemon_poller(
     from monitor.store import Registration, Store
 
     configure_logging("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115
-    store = Store(open_database(f"sqlite:///{db_path}", "upgrade"))
+    url = db_path if "://" in db_path else f"sqlite:///{db_path}"  # a file, or a database URL
+    store = Store(open_database(url, "upgrade"))
     store.register(ids, Registration(), datetime.now(UTC))
     jira = JiraSettings(url=sim_url, email=EMAIL, timeout_s=10.0, max_rps=10_000.0)
     client = JiraClient(jira, Secret(TOKEN), pool_size=concurrency)
@@ -135,6 +136,8 @@ def cpu_bare(args: argparse.Namespace) -> dict[str, Any]:
         poller.store.engine.dispose()
         same_sql = SameSqlWriter(connect(args.db))
         writer = same_sql
+    elif args.db.startswith("postgresql"):
+        writer = PgInsertWriter(args.db)
     else:
         writer = InsertWriter(connect(args.db))
     client = BareClient(args.sim, writer, args.concurrency, EMAIL, TOKEN)

@@ -209,13 +209,14 @@ def write_config(
     interval: str = "30s",
     max_interval: str = "5m",
     max_rps: int = 5000,
+    db_url: str | None = None,
 ) -> Path:
-    """A config file for `jtm`: the simulator, a database, JSON logs. The token comes from
-    JTM_JIRA_TOKEN (see `child_env`)."""
+    """A config file for `jtm`: the simulator, a database (`db_url`, else the SQLite file
+    `db_path`), JSON logs. The token comes from JTM_JIRA_TOKEN (see `child_env`)."""
     path = directory / f"{db_path.stem}.toml"
     path.write_text(
         f'[jira]\nurl = "{sim_url}"\nemail = "{EMAIL}"\ntimeout = "10s"\nmax_rps = {max_rps}\n'
-        f'[database]\nurl = "sqlite:///{db_path}"\n'
+        f'[database]\nurl = "{db_url or f"sqlite:///{db_path}"}"\n'
         f'[poll]\ninterval = "{interval}"\nmax_interval = "{max_interval}"\n'
         f"concurrency = {concurrency}\n"
         '[log]\nformat = "json"\nlevel = "info"\n'
@@ -324,14 +325,16 @@ def _mem_total_mb() -> int:
     return 0
 
 
-def register_tasks(db_path: Path, task_ids: Sequence[str]) -> None:
-    """A migrated database at `db_path` with `task_ids` registered (in this process)."""
+def register_tasks(db_path: Path | str, task_ids: Sequence[str]) -> None:
+    """A migrated database at `db_path` (a SQLite file, or a URL) with `task_ids` registered
+    (in this process)."""
     from datetime import UTC, datetime
 
     from monitor.database import open_database
     from monitor.store import Registration, Store
 
-    engine = open_database(f"sqlite:///{db_path}", "upgrade")
+    url = db_path if isinstance(db_path, str) else f"sqlite:///{db_path}"
+    engine = open_database(url, "upgrade")
     try:
         Store(engine).register(list(task_ids), Registration(), datetime.now(UTC))
     finally:

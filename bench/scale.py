@@ -32,6 +32,9 @@ class Scale:
     # 6. Registration: IDs per `jtm add -`, runs.
     register_ids: int
     register_runs: int
+    # 7. Several instances on PostgreSQL: tasks, all due every interval.
+    pg_tasks: int
+    pg_interval_s: float
 
 
 FULL = Scale(
@@ -54,6 +57,8 @@ FULL = Scale(
     cli_runs=7,
     register_ids=10_000,
     register_runs=3,
+    pg_tasks=3_000,
+    pg_interval_s=30.0,
 )
 
 SMOKE = Scale(
@@ -76,6 +81,8 @@ SMOKE = Scale(
     cli_runs=1,
     register_ids=100,
     register_runs=1,
+    pg_tasks=30,
+    pg_interval_s=2.0,
 )
 
 SCALES = {s.name: s for s in (FULL, SMOKE)}

@@ -18,10 +18,13 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import select
 
+from monitor.config import DatabaseSettings, Settings
 from monitor.database import open_database
 from monitor.schema import SNAPSHOTS
+from monitor.sharing import Sharing
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.store import Registration, Store
 from monitor.store.shared import Claims
@@ -74,6 +77,21 @@ def test_claims_hand_each_due_task_to_one_instance_until_its_lease_ends(pg_url: 
         # A lease that ran out (its instance died) leaves the task due for the others.
         again = claims.claim(engine, T0 + timedelta(seconds=30), 100)
         assert {t.task_id for t in again} == {t.task_id for t in first}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_retention_runs_on_one_instance_a_day(pg_url: str) -> None:
+    engine = open_database(pg_url)
+    try:
+        day = 86_400.0
+        settings = Settings(database=DatabaseSettings(pg_url))
+        a, b = (Sharing(Store(engine), name, settings, structlog.get_logger()) for name in "ab")
+        assert a.retention_turn(T0, day)
+        assert not b.retention_turn(T0 + timedelta(hours=1), day)
+        assert not a.retention_turn(T0 + timedelta(hours=2), day)  # not twice a day either
+        assert b.retention_turn(T0 + timedelta(days=1), day)
     finally:
         engine.dispose()
 

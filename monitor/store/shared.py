@@ -137,12 +137,11 @@ def take_turn(engine: Engine, name: str, holder: str, now: datetime, until: date
             return True
         if conn.scalar(select(SHARED_STATE.c.name).where(SHARED_STATE.c.name == name)):
             return False
-        inserted = conn.execute(
-            pg_insert(SHARED_STATE).values(row).on_conflict_do_nothing()
-            if conn.dialect.name == "postgresql"
-            else insert(SHARED_STATE).values(row)
-        ).rowcount
-        return bool(inserted == 1)
+        if conn.dialect.name == "postgresql":
+            stmt = pg_insert(SHARED_STATE).values(row).on_conflict_do_nothing()
+            return conn.execute(stmt.returning(SHARED_STATE.c.name)).first() is not None
+        conn.execute(insert(SHARED_STATE).values(row))  # SQLite: one daemon, no race
+        return True
 
 
 def live_instances(engine: Engine, now: datetime, stale_after_s: float) -> int:
