@@ -22,17 +22,18 @@ def test_run_polls_registered_tasks_to_the_end_and_logs_each_finish_once(
 ) -> None:
     scripts = {
         # Long enough that even a busy machine polls each task before it ends.
-        "101": TaskScript("101", queued_s=1.0, run_s=3.0, outcome="COMPLETE"),
-        "102": TaskScript("102", queued_s=1.0, run_s=4.0, outcome="FAILED"),
+        "101": TaskScript("101", queued_s=1.0, run_s=5.0, outcome="COMPLETE"),
+        "102": TaskScript("102", queued_s=1.0, run_s=6.0, outcome="FAILED"),
         "103": TaskScript("103", queued_s=1.0, run_s=2.0, outcome="DEAD"),
     }
-    for script in (scripts["101"], scripts["102"]):
-        sim.add_task(script)
     config = write_config(tmp_path, sim, SIM_EMAIL, database={"url": db_url})
     env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
 
     added = jtm(config, "add", "101", f"{sim.url}/rest/api/3/task/102", "--label", "e2e", env=env)
     assert added.returncode == 0, added.stderr
+    # Created on Jira once registered (the first command also creates the database).
+    for script in (scripts["101"], scripts["102"]):
+        sim.add_task(script)
     daemon = Daemon(config, env)
     try:
         daemon.wait_event("daemon.started")
@@ -56,9 +57,8 @@ def test_run_polls_registered_tasks_to_the_end_and_logs_each_finish_once(
 
     engine = create_engine(db_url)
     with engine.connect() as db:
-        states: dict[str, str] = dict(
-            db.execute(text("SELECT task_id, state || ':' || status FROM tasks")).tuples().all()
-        )
+        rows = db.execute(text("SELECT task_id, state || ':' || status FROM tasks"))
+        states: dict[str, str] = {row[0]: row[1] for row in rows}
         statuses = {
             task_id: list(
                 db.scalars(
