@@ -34,7 +34,15 @@ from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 INTERVAL_S = 2.0
-STATUS_ORDER = {"ENQUEUED": 0, "RUNNING": 1, "COMPLETE": 2, "FAILED": 2, "DEAD": 2}
+STATUS_ORDER = {
+    "ENQUEUED": 0,
+    "RUNNING": 1,
+    "CANCEL_REQUESTED": 2,
+    "COMPLETE": 3,
+    "FAILED": 3,
+    "DEAD": 3,
+    "CANCELLED": 3,
+}
 
 
 @pytest.fixture
@@ -106,7 +114,9 @@ def test_three_instances_share_the_work_through_a_kill_and_a_pause(
         TaskScript(str(n), queued_s=1.0, run_s=14.0 + n % 5, outcome=outcomes[n % 3])
         for n in range(30)
     ]
-    for script in scripts:
+    # These overrun a 2 s run limit: each must time out, and be cancelled, exactly once.
+    overrun = [TaskScript(f"c{n}", queued_s=0.5, run_s=60.0) for n in range(5)]
+    for script in [*scripts, *overrun]:
         sim.add_task(script)
     config = write_config(
         tmp_path,
@@ -119,6 +129,8 @@ def test_three_instances_share_the_work_through_a_kill_and_a_pause(
     env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
     added = jtm(config, "add", *(s.task_id for s in scripts), env=env)
     assert added.returncode == 0, added.stderr
+    limited = jtm(config, "add", *(s.task_id for s in overrun), "--run", "2s", env=env)
+    assert limited.returncode == 0, limited.stderr
     daemons = [Daemon(config, env) for _ in range(3)]
     try:
         for daemon in daemons:
@@ -133,11 +145,12 @@ def test_three_instances_share_the_work_through_a_kill_and_a_pause(
         store = Store(open_database(pg_url))
         try:
             wait_for(
-                lambda: store.count_by_state().get("finished", 0) == len(scripts),
+                lambda: store.count_by_state().get("finished", 0) == len(scripts) + len(overrun),
                 timeout=90,
                 what="every task finished",
             )
             tasks = {s.task_id: store.get(s.task_id) for s in scripts}
+            store_status = {s.task_id: store.get(s.task_id).status for s in overrun}
             with store.engine.connect() as conn:
                 history = conn.execute(
                     select(
@@ -153,8 +166,17 @@ def test_three_instances_share_the_work_through_a_kill_and_a_pause(
                 assert daemon.stop() == 0, daemon.stderr
 
     # task.finished exactly once across the instances (the killed one's lines included).
+    everything = [*scripts, *overrun]
     finished = Counter(e["task_id"] for d in daemons for e in d.events("task.finished"))
-    assert finished == dict.fromkeys((s.task_id for s in scripts), 1)
+    assert finished == dict.fromkeys((s.task_id for s in everything), 1)
+    timeouts = Counter(e["task_id"] for d in daemons for e in d.events("task.timeout"))
+    assert timeouts == dict.fromkeys((s.task_id for s in overrun), 1)
+    assert {s.task_id: sim.cancel_count(s.task_id) for s in overrun} == dict.fromkeys(
+        (s.task_id for s in overrun), 1
+    )
+    assert {s.task_id: store_status[s.task_id] for s in overrun} == dict.fromkeys(
+        (s.task_id for s in overrun), "CANCELLED"
+    )
     assert {t: tasks[t].status for t in tasks} == {s.task_id: s.outcome for s in scripts}
 
     # No task polled twice in an interval; none left more than two intervals past its due
