@@ -43,8 +43,9 @@ check-unit:
 
 # The benchmark suite (a few minutes; see docs/benchmarks.md): results to bench/results.json
 # and the table of docs/benchmarks.md. bench-smoke only checks that it runs (seconds).
+# The PostgreSQL figures need a server: .ci/with-postgresql starts a throwaway one.
 bench: setup
-	$(BIN)/python -m bench
+	.ci/with-postgresql $(BIN)/python -m bench
 
 bench-smoke: setup
 	$(BIN)/python -m bench --smoke

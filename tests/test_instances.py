@@ -266,3 +266,13 @@ def test_a_second_daemon_on_one_sqlite_database_is_refused_pointing_to_postgresq
         again.wait_event("daemon.started")
     finally:
         assert again.stop() == 0, again.stderr
+
+
+def test_a_postgresql_url_naming_another_driver_is_refused_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[database]\nurl = "postgresql+psycopg2://jtm:hunter2@127.0.0.1:1/jtm"\n')
+    result = jtm(config, "list", env=base_env())
+    assert result.returncode == 78
+    assert "write the URL as postgresql+psycopg://" in result.stderr
+    assert "hunter2" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
