@@ -57,7 +57,7 @@ FULL = Scale(
     cli_runs=7,
     register_ids=10_000,
     register_runs=3,
-    pg_tasks=3_000,
+    pg_tasks=10_000,
     pg_interval_s=30.0,
 )
 
