@@ -357,7 +357,13 @@ class Daemon:
             newest = self._pending or self._runtime
         assert newest is not None
         gate = newest.client.gate
-        return gate if gate.max_rps == settings.jira.max_rps else SiteGate(settings.jira.max_rps)
+        if gate.max_rps == settings.jira.max_rps:
+            return gate
+        gate = SiteGate(settings.jira.max_rps)
+        if self.sharing is not None:
+            self.sharing.settings = settings
+            self.sharing.apply(gate)  # this instance's share from its first request
+        return gate
 
     def _build(self, settings: Settings, token: Secret, gate: SiteGate, store: Store) -> Runtime:
         concurrency = settings.poll.concurrency

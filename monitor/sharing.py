@@ -120,7 +120,7 @@ class Sharing:
         sends anything (the rate cap holds while an instance joins)."""
         register()
         self.instances = max(1, live_instances(self.store.engine, _utcnow(), STALE_AFTER_S))
-        self._apply(gate)
+        self.apply(gate)
         self._synced_at = time.monotonic()
         if self.instances > 1:
             time.sleep(SYNC_EVERY_S * 1.5)
@@ -154,7 +154,7 @@ class Sharing:
         if counted != self.instances and counted > 0:
             self.log.info("daemon.instances_changed", instances=counted, was=self.instances)
             self.instances = counted
-        self._apply(gate)
+        self.apply(gate)
 
     def retention_turn(self, now: datetime, every_s: float) -> bool:
         """True if this instance runs retention now: no other did in the last `every_s`
@@ -162,7 +162,8 @@ class Sharing:
         until = now + timedelta(seconds=every_s * 0.9)
         return take_turn(self.store.engine, RETENTION, self.instance, now, until)
 
-    def _apply(self, gate: SiteGate) -> None:
+    def apply(self, gate: SiteGate) -> None:
+        """Pace `gate` at this instance's share, and claim no more than it can send."""
         gate.share(self.instances)
         self.store.claims = claims_for(self.settings, self.instances, self.leases)
 
