@@ -67,7 +67,14 @@ from monitor.config import (
     load_token,
 )
 from monitor.database import SCHEMA_HEAD, create_db_engine, ensure_schema
-from monitor.errors import ConfigError, JiraAuthError, JiraError, JiraRateLimited, MonitorError
+from monitor.errors import (
+    ConfigError,
+    JiraAuthError,
+    JiraError,
+    JiraRateLimited,
+    MonitorError,
+    StoreUnavailable,
+)
 from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
@@ -83,6 +90,8 @@ from monitor.systemd import Notifier, Watchdog, counts_text, status_line
 TICK_MIN_S = 0.25
 TICK_MAX_S = 5.0
 STOP_CHECK_S = 0.2
+DB_WAIT_S = 120.0
+DB_RETRY_S = 2.0
 
 RESTART_ONLY_KEYS = ("jira.url", "database.url")
 """Keys a reload refuses to change: the daemon's site and database are fixed for its life."""
@@ -177,7 +186,7 @@ class Daemon:
         sole = None
         try:
             sole = exclusive_daemon(settings.database.url)
-            before = ensure_schema(engine, "upgrade")
+            before = self._migrate(engine)
             if before != SCHEMA_HEAD:
                 self.log.info("database.upgraded", **{"from": before, "to": SCHEMA_HEAD})
             store = Store(engine)
@@ -201,6 +210,24 @@ class Daemon:
         finally:
             if sole is not None:
                 sole.close()
+
+    def _migrate(self, engine: Engine) -> str | None:
+        """`ensure_schema`; on a shared database (PostgreSQL, another host) that cannot be
+        reached, try again every `DB_RETRY_S` for up to `DB_WAIT_S`: a server restarting, or
+        not up yet at boot, is not a broken config (exit 78, which systemd does not restart).
+        A stop signal ends the wait."""
+        deadline = time.monotonic() + DB_WAIT_S
+        while True:
+            try:
+                return ensure_schema(engine, "upgrade")
+            except StoreUnavailable as exc:
+                if not is_shared(self.settings) or time.monotonic() >= deadline:
+                    raise
+                self.log.warning("database.unavailable", error=str(exc), retry_s=DB_RETRY_S)
+                for _ in range(int(DB_RETRY_S / STOP_CHECK_S)):
+                    if self._stop_signal is not None:
+                        raise
+                    time.sleep(STOP_CHECK_S)
 
     def _serve(self, settings: Settings, engine: Engine, store: Store) -> int:
         scheduler = BackgroundScheduler(

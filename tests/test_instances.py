@@ -276,3 +276,21 @@ def test_a_postgresql_url_naming_another_driver_is_refused_in_one_line(tmp_path:
     assert "write the URL as postgresql+psycopg://" in result.stderr
     assert "hunter2" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_daemon_waits_for_an_unreachable_postgresql_instead_of_exiting(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # Nothing listens on port 9 of loopback: the server is down (restarting, not up at boot).
+    url = "postgresql+psycopg://jtm:hunter2@127.0.0.1:9/jtm"
+    config = write_config(tmp_path, sim, SIM_EMAIL, database={"url": url})
+    daemon = Daemon(config, base_env(JTM_JIRA_TOKEN=SIM_TOKEN))
+    try:
+        daemon.wait_event("database.unavailable", count=2)
+        assert daemon.proc.poll() is None
+    finally:
+        returncode = daemon.stop()
+    assert returncode == 78  # stopped while waiting: the database never came
+    assert "hunter2" not in "\n".join(daemon.lines) + daemon.stderr
+    assert "Traceback" not in daemon.stderr
