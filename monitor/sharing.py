@@ -8,7 +8,9 @@ On PostgreSQL any number of `jtm run` processes, on any hosts, share the registe
   may take), so they are polled within two intervals of falling due;
 - the site's rate cap holds for the site: each instance paces at `max_rps / n` for the `n`
   live instances of the registry (the heartbeat rows), and claims no more tasks at a time
-  than it can send in half a lease at that pace;
+  than it can send in half a lease at that pace; a joining instance registers first and waits
+  one sync before its first request, so that the others have lowered their pace by then;
+  one that was stopped past its leases sends nothing for them (`LeasedApi`);
 - a rate-limit pause seen by one instance is published to the database and adopted by every
   other at its next sync (once a second, from the daemon's main loop, whatever a tick does);
 - retention takes a daily turn: one instance prunes, the others skip that day's run.
