@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from bench import report as bench_report
+from tests.databases import postgresql_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = {"cpu", "throughput", "memory", "storage", "cli", "registration"}
+"""Measured everywhere; `instances` also, with a PostgreSQL server (`TEST_POSTGRESQL_URL`)."""
 
 
 @pytest.mark.slow
@@ -38,7 +40,8 @@ def test_bench_smoke_runs_every_figure(tmp_path: Path) -> None:
     assert document["scale"] == "smoke"
     assert document["machine"]["nproc"] >= 1
     keys = [r["key"] for r in document["results"]]
-    assert {key.split(".")[0] for key in keys} == FIGURES
+    expected = FIGURES | ({"instances"} if postgresql_server() else set())
+    assert {key.split(".")[0] for key in keys} == expected
     for result in document["results"]:
         assert math.isfinite(result["value"]), result
         assert result["holds"] in (True, False, None)
