@@ -28,7 +28,7 @@ from monitor.sharing import Sharing
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.store import Registration, Store
 from monitor.store.shared import Claims
-from tests.conftest import SIM_EMAIL, SIM_TOKEN
+from tests.conftest import SIM_EMAIL, SIM_TOKEN, RunCli
 from tests.databases import NO_SERVER, postgresql_schema, postgresql_server
 from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
 
@@ -303,3 +303,24 @@ def test_a_daemon_waits_for_an_unreachable_postgresql_instead_of_exiting(
     assert returncode == 78  # stopped while waiting: the database never came
     assert "hunter2" not in "\n".join(daemon.lines) + daemon.stderr
     assert "Traceback" not in daemon.stderr
+
+
+def test_status_lists_the_live_instances(run: RunCli, config: Path) -> None:
+    store = Store(open_database(f"sqlite:///{config.parent / 'monitor.db'}"))
+    now = datetime.now(UTC)
+    beat = {"version": "9.9", "started_at": now - timedelta(hours=1), "last_tick_polls": 0}
+    store.beat("host-a:101", {**beat, "pid": 101, "heartbeat_at": now, "polls_last_minute": 120})
+    store.beat("host-b:202", {**beat, "pid": 202, "heartbeat_at": now - timedelta(seconds=5)})
+    store.beat("host-c:303", {**beat, "pid": 303, "heartbeat_at": now - timedelta(hours=1)})
+    store.engine.dispose()
+    result = run("status", "--json")
+    assert result.exit_code == 0, result.output
+    instances = json.loads(result.output)["instances"]
+    assert [(i["host"], i["pid"], i["polls_last_minute"]) for i in instances] == [
+        ("host-a", 101, 120),
+        ("host-b", 202, None),
+    ]  # host-c's heartbeat is an hour old: not live
+    assert {"instance", "version", "heartbeat_at", "heartbeat_age_s"} <= set(instances[0])
+    text = run("status").output
+    assert "instances  host-a pid 101, version 9.9: heartbeat" in text
+    assert "120 polls/min" in text
