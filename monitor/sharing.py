@@ -11,8 +11,9 @@ On PostgreSQL any number of `jtm run` processes, on any hosts, share the registe
   than it can send in half a lease at that pace; a joining instance registers first and waits
   one sync before its first request, so that the others have lowered their pace by then;
   one that was stopped past its leases sends nothing for them (`LeasedApi`);
-- a rate-limit pause seen by one instance is published to the database and adopted by every
-  other at its next sync (once a second, from the daemon's main loop, whatever a tick does);
+- a rate-limit pause seen by one instance is published to the database at once, and adopted
+  by every other at its next sync (once a second, from the daemon's main loop, whatever a
+  tick does);
 - retention takes a daily turn: one instance prunes, the others skip that day's run.
 
 On SQLite one daemon at a time: a second one on the same database file is refused
@@ -158,6 +159,17 @@ class Sharing:
             self.instances = counted
         self.apply(gate)
 
+    def publish_pause(self, seconds: float) -> None:
+        """Tell the other instances that the site is paused for `seconds` from now (from the
+        worker that got the rate-limit answer); never raises: the next sync tries again."""
+        now = datetime.now(UTC)
+        try:
+            extend_shared(
+                self.store.engine, SITE_PAUSE, self.instance, now + timedelta(seconds=seconds), now
+            )
+        except Exception as exc:
+            self.log.warning("daemon.sync_failed", error=str(exc))
+
     def retention_turn(self, now: datetime, every_s: float) -> bool:
         """True if this instance runs retention now: no other did in the last `every_s`
         (less a margin, so that the same instance keeps its daily slot)."""
@@ -165,7 +177,9 @@ class Sharing:
         return take_turn(self.store.engine, RETENTION, self.instance, now, until)
 
     def apply(self, gate: SiteGate) -> None:
-        """Pace `gate` at this instance's share, and claim no more than it can send."""
+        """Pace `gate` at this instance's share, and claim no more than it can send; a
+        rate-limit answer it records is published at once (`publish_pause`)."""
+        gate.on_rate_limited = self.publish_pause
         gate.share(self.instances)
         self.store.claims = claims_for(self.settings, self.instances, self.leases)
 

@@ -101,6 +101,9 @@ class SiteGate:
         self._rejected_in_a_row = 0
         self._forbidden_in_a_row = 0
         self._random = random.Random()
+        self.on_rate_limited: Callable[[float], None] | None = None
+        """Called with the pause after each rate-limit answer (several instances share it,
+        `monitor.sharing`); it must not raise."""
 
     def acquire(self) -> None:
         """Block until a request may be sent, and count it as sent.
@@ -158,6 +161,8 @@ class SiteGate:
             doubled = BACKOFF_INITIAL_S * 2.0 ** min(in_a_row - 1, 16)
             seconds = min(BACKOFF_MAX_S, doubled) * self._random.uniform(0.7, 1.3)
         self.pause(seconds)
+        if self.on_rate_limited is not None:
+            self.on_rate_limited(seconds)
         return seconds
 
     def credentials_rejected(self) -> float | None:
