@@ -259,7 +259,7 @@ class Daemon:
     def _last_writes(self, store: Store) -> int:
         """At a stop: write what is held and the last heartbeat if the database lets us;
         returns how many tasks' polls are lost (made again at the next start)."""
-        self._current().poller.flush(datetime.now(UTC))
+        self._current().poller.flush()
         self.heartbeat.at_stop(store)
         return len(self.backlog)
 

@@ -31,13 +31,14 @@ from sqlalchemy import (
 
 from monitor.database import transaction
 from monitor.errors import NotFoundError
+from monitor.outcome import EventSpec, Outcome
 from monitor.queries import Queries, prunable
 from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
-from monitor.store.polls import EventSpec, PollWrite, event_row, write_poll
+from monitor.store.polls import event_row, write_poll
 
-__all__ = ["EventSpec", "PollWrite", "RegisterResult", "Registration", "Store"]
+__all__ = ["EventSpec", "RegisterResult", "Registration", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,23 +195,8 @@ class Store:
             first: datetime | None = conn.scalar(stmt)
         return first
 
-    def record_poll(
-        self,
-        task: Task,
-        values: dict[str, Any],
-        now: datetime,
-        *,
-        snapshot: dict[str, Any] | None = None,
-        touch_snapshot: bool = False,
-        events: Sequence[EventSpec] = (),
-        decides_cancel: bool = False,
-    ) -> bool:
-        """Apply one poll's outcome (see `PollWrite`); False if it lost the race."""
-        write = PollWrite(task, values, snapshot, touch_snapshot, tuple(events), decides_cancel)
-        return self.record_polls([write], now)[0]
-
-    def record_polls(self, writes: Sequence[PollWrite], now: datetime) -> list[bool]:
-        """Apply polls' outcomes in one write transaction; for each, False if it lost the race.
+    def record_polls(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Write polls' outcomes in one write transaction; for each, False if it lost the race.
 
         Each write is compare-and-set on its own task: one that lost (its task was removed, or
         polled by another instance, meanwhile) is left out, and the others still go in. One
@@ -218,7 +204,7 @@ class Store:
         `BEGIN IMMEDIATE` and a `COMMIT` per poll cost about as much as the writes.
         """
         with transaction(self.engine, write=True) as conn:
-            return [write_poll(conn, write, now) for write in writes]
+            return [write_poll(conn, outcome) for outcome in outcomes]
 
     # -- cancels ---------------------------------------------------------------------------
 
