@@ -39,6 +39,15 @@ class StoreTrouble:
     tasks_waiting: int
 
 
+def trouble_text(trouble: StoreTrouble) -> str:
+    """The database outage, in a few words (STATUS=, `jtm status`)."""
+    noun = "task" if trouble.tasks_waiting == 1 else "tasks"
+    return (
+        f"cannot write the database since {trouble.since:%Y-%m-%d %H:%M:%S} UTC "
+        f"({trouble.tasks_waiting} {noun} waiting): {trouble.error}"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonState:
     """What a daemon's state file says."""

@@ -103,9 +103,9 @@ def test_a_stopping_daemon_cuts_its_prune_short(store: Store, db_url: str) -> No
                 )
             )
     daemon = MonitorDaemon(Settings(DatabaseSettings(db_url)), env={})
-    daemon._stop_signal = signal.SIGTERM
+    daemon.stop(signal.SIGTERM)
     with capture_logs() as logs:
-        daemon._prune(store)
+        daemon.prune(store)
     assert [(e["snapshots"], e["complete"]) for e in logs] == [(PRUNE_BATCH, False)]
     assert len(snapshots(store, "t")) == 2049 - PRUNE_BATCH
 

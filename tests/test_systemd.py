@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from monitor import logs
+from monitor.daemon_status import status_line
 from monitor.database import SCHEMA_HEAD
-from monitor.poller import TickReport
+from monitor.pollreport import TickReport
 from monitor.simulator import Fault, Simulator, TaskScript
-from monitor.systemd import Notifier, Watchdog, is_journal_stream, notify_address, status_line
+from monitor.systemd import Notifier, Watchdog, is_journal_stream, notify_address
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
 from tests.notify import JournalDaemon, NotifyListener

@@ -142,8 +142,8 @@ def _daemon_line(health: DaemonHealth) -> str:
 def _print_status(report: StatusReport, url: str) -> None:
     from monitor.database import describe_url
     from monitor.durations import format_approx
+    from monitor.statefile import trouble_text
     from monitor.states import TaskState
-    from monitor.systemd import trouble_text
 
     lines = [("daemon", _daemon_line(report.daemon))]
     counts = ", ".join(f"{report.counts.get(s, 0)} {s.value}" for s in TaskState)
