@@ -9,8 +9,9 @@ from the task as the one before it left it, so the compare-and-set chain on the 
 holds, and the database ends as if nothing had failed (snapshots with the times they were
 observed). A task removed by the CLI meanwhile loses its chain, as any poll that lost its race.
 
-Consecutive outcomes that changed nothing (no snapshot, no event) are merged into one held
-write, so a long outage holds about one entry per task per change, not per poll.
+Consecutive outcomes that changed nothing (no snapshot, event or cancel: `Outcome.plain`) are
+merged into one held entry (the last, with the earlier ones in `Outcome.follows`), so a long
+outage holds about one entry per task per change, not per poll.
 
 The trouble is logged as `store.write_failed` (`error`, `tasks_waiting`) when it starts and
 then at most once per `log_every_s` (the poller sets its poll interval), and `store.recovered`

@@ -50,7 +50,6 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExe
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine
 
 from monitor import __version__
 from monitor.backlog import Backlog
@@ -126,8 +125,7 @@ class Daemon:
         # Handlers first: a SIGHUP's default action would kill a daemon still migrating.
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _HANDLED_SIGNALS}
         try:
-            engine = create_db_engine(self.settings.database.url)
-            store, scheduler = self._start(engine)
+            store, scheduler = self._start()
             try:
                 self._loop(store, scheduler)
             finally:
@@ -159,13 +157,15 @@ class Daemon:
 
     # -- the three steps of its life (main thread) ----------------------------------------------
 
-    def _start(self, engine: Engine) -> tuple[Store, BackgroundScheduler]:
-        """Migrate, build the first runtime, check the credentials, start the scheduler."""
+    def _start(self) -> tuple[Store, BackgroundScheduler]:
+        """Read the token, migrate, build the first runtime, check the credentials, start
+        the scheduler."""
         settings = self.settings
+        self._token = load_token(settings, self.env)
+        for form in credential_forms(settings.jira, self._token):
+            register_secret(form)
+        engine = create_db_engine(settings.database.url)
         try:
-            self._token = load_token(settings, self.env)
-            for form in credential_forms(settings.jira, self._token):
-                register_secret(form)
             before = ensure_schema(engine, "upgrade")
             if before != SCHEMA_HEAD:
                 self.log.info("database.upgraded", **{"from": before, "to": SCHEMA_HEAD})
