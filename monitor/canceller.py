@@ -82,13 +82,18 @@ class Canceller:
         grace_ends = now + timedelta(seconds=self.grace_s)
         if not self.store.claim_cancel_attempt(task, now, grace_ends):
             return AttemptResult(Attempt.TAKEN)
-        context = {"task_id": task.task_id, "reason": task.cancel_reason, "attempt": number}
+        context = {
+            "task_id": task.task_id,
+            "kind": task.kind,
+            "reason": task.cancel_reason,
+            "attempt": number,
+        }
         try:
             self.cancel(task.task_id)
         except JiraError as exc:
             if not exc.transient:
                 self.store.update_cancel(
-                    task.task_id,
+                    task.ref,
                     now,
                     {"cancel_outcome": CancelOutcome.REFUSED, "cancel_next_at": None},
                     (EventKind.CANCEL_FAILED, f"attempt {number} refused: {exc}"),
@@ -97,7 +102,7 @@ class Canceller:
                 return AttemptResult(Attempt.REFUSED, str(exc))
             retry = min(self.grace_s, TRANSIENT_RETRY_S * number)
             self.store.update_cancel(
-                task.task_id,
+                task.ref,
                 now,
                 {"cancel_next_at": now + timedelta(seconds=retry)},
                 (EventKind.CANCEL_FAILED, f"attempt {number} failed, will retry: {exc}"),
@@ -105,7 +110,7 @@ class Canceller:
             self.log.warning("task.cancel_failed", **context, error=str(exc), final=False)
             return AttemptResult(Attempt.FAILED, str(exc))
         self.store.update_cancel(
-            task.task_id,
+            task.ref,
             now,
             {},
             (EventKind.CANCEL_SENT, f"attempt {number} accepted by Jira"),
@@ -116,7 +121,7 @@ class Canceller:
     def _unconfirmed(self, task: Task, now: datetime) -> None:
         detail = f"still {task.status} after {task.cancel_attempts} accepted or failed attempts"
         closed = self.store.update_cancel(
-            task.task_id,
+            task.ref,
             now,
             {"cancel_outcome": CancelOutcome.UNCONFIRMED, "cancel_next_at": None},
             (EventKind.CANCEL_UNCONFIRMED, detail),
@@ -125,6 +130,7 @@ class Canceller:
             self.log.warning(
                 "task.cancel_unconfirmed",
                 task_id=task.task_id,
+                kind=task.kind,
                 reason=task.cancel_reason,
                 attempts=task.cancel_attempts,
                 status=task.status,

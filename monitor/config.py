@@ -88,6 +88,8 @@ class TimeoutSettings:
     stall_s: float | None = None
     action: TimeoutAction = TimeoutAction.CANCEL
     cancel_grace_s: float = 300.0
+    bulk_action: TimeoutAction = TimeoutAction.WARN
+    """The action for bulk operations, which cannot be cancelled: `warn` is the only one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +403,7 @@ def _build(values: keys.Values, source: Path | None, env: Mapping[str, str]) -> 
         stall_s=values.take("timeouts.stall", keys.optional(positive), None),
         action=values.take("timeouts.action", keys.timeout_action, td.action),
         cancel_grace_s=values.take("timeouts.cancel_grace", positive, td.cancel_grace_s),
+        bulk_action=values.take("timeouts.bulk_action", keys.bulk_timeout_action, td.bulk_action),
     )
     database_url = values.take("database.url", keys.optional(keys.string), None)
     return Settings(

@@ -47,6 +47,7 @@ SCHEMA: dict[str, dict[str, _Kind]] = {
         "run": "duration",
         "stall": "duration",
         "action": "str",
+        "bulk_action": "str",
         "cancel_grace": "duration",
     },
     "retention": {"snapshots": "duration"},
@@ -281,6 +282,16 @@ def api_version(value: object) -> int:
 
 def timeout_action(value: object) -> TimeoutAction:
     return TimeoutAction(one_of(tuple(str(action) for action in TimeoutAction))(value))
+
+
+def bulk_timeout_action(value: object) -> TimeoutAction:
+    """The action on a bulk operation's timeout: only `warn`, for Jira cannot cancel one."""
+    action = timeout_action(value)
+    if action != TimeoutAction.WARN:
+        raise ValueError(
+            "bulk operations cannot be cancelled (Jira has no cancel for them): use warn"
+        )
+    return action
 
 
 def jira_url(value: object) -> str:

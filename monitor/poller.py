@@ -174,7 +174,7 @@ class Poller:
         `NOT_SENT` instead once the daemon is stopping."""
         answer: Answer = NO_ANSWER
         try:
-            answer = self.api.get_task(task.task_id) if keep_going() else NOT_SENT
+            answer = self.api.get_task(task.ref) if keep_going() else NOT_SENT
         except ClientClosed:
             answer = NOT_SENT  # the gate was closed by a stop while this request waited
         except Exception as exc:  # a JiraError is an answer; any other is isolated later

@@ -15,6 +15,8 @@ from typing import Any, NamedTuple, Self
 from sqlalchemy import Column, Row, Table
 
 from monitor.schema import HEARTBEATS, TASKS
+from monitor.states import TaskKind
+from monitor.taskref import TaskRef
 
 
 class Task(NamedTuple):
@@ -27,6 +29,7 @@ class Task(NamedTuple):
     state: str
     registered_at: datetime
     updated_at: datetime
+    kind: str = TaskKind.TASK
     label: str | None = None
     finished_at: datetime | None = None
     removed_at: datetime | None = None
@@ -47,6 +50,10 @@ class Task(NamedTuple):
     jira_started_at: datetime | None = None
     jira_finished_at: datetime | None = None
     jira_last_update_at: datetime | None = None
+    total_issues: int | None = None
+    succeeded_issues: int | None = None
+    failed_issues: int | None = None
+    invalid_issues: int | None = None
 
     next_poll_at: datetime | None = None
     poll_interval_s: float | None = None
@@ -70,6 +77,15 @@ class Task(NamedTuple):
     cancel_sent_at: datetime | None = None
     cancel_next_at: datetime | None = None
     cancel_outcome: str | None = None
+
+    @property
+    def ref(self) -> TaskRef:
+        """The task's identity: its kind and its ID."""
+        return TaskRef(TaskKind(self.kind), self.task_id)
+
+    @property
+    def bulk(self) -> bool:
+        return self.kind == TaskKind.BULK
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:

@@ -122,17 +122,17 @@ def load_view(
     a screenful, and the others would cost a query for nothing.
     """
     tasks = queries.watched(filters, now - timedelta(seconds=recent_s))
-    running = [t.task_id for t in tasks[:shown] if t.status == JiraStatus.RUNNING]
+    running = [t.ref for t in tasks[:shown] if t.status == JiraStatus.RUNNING]
     points = queries.progress_points(running, ETA_POINTS)
     rows = [
         Row(
-            task_id=t.task_id,
+            task_id=str(t.ref),
             label=t.label,
             state=t.state,
             status=t.status,
             progress=t.progress,
             age_s=(now - (t.jira_submitted_at or t.registered_at)).total_seconds(),
-            eta_s=eta_seconds(points.get(t.task_id, []), now),
+            eta_s=eta_seconds(points.get(t.ref, []), now),
             limit=nearest_limit(t, settings.timeouts, now),
             error=t.last_error if t.consecutive_errors else None,
             error_kind=t.last_error_kind,

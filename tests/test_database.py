@@ -134,6 +134,54 @@ def test_an_older_database_is_upgraded_only_when_allowed_and_keeps_its_rows(db_u
     engine.dispose()
 
 
+def test_the_task_kind_migration_keeps_every_row_as_kind_task(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    migrate(engine, "0005")
+    at = "'2026-01-01 00:00:00'"
+    with transaction(engine, write=True) as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tasks (task_id, state, registered_at, updated_at, polls,"
+                " consecutive_errors, not_found_count, status, progress)"
+                f" VALUES ('42', 'watching', {at}, {at}, 3, 0, 0, 'RUNNING', 40)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO snapshots (task_id, observed_at, last_seen_at, status, progress)"
+                f" VALUES ('42', {at}, {at}, 'RUNNING', 40)"
+            )
+        )
+        conn.execute(
+            text(f"INSERT INTO events (task_id, at, kind, detail) VALUES ('42', {at}, 'x', 'y')")
+        )
+    assert ensure_schema(engine, "upgrade") == "0005"
+    with transaction(engine, write=True) as conn:
+        assert tuple(conn.execute(text("SELECT kind, task_id, polls FROM tasks")).one()) == (
+            "task",
+            "42",
+            3,
+        )
+        snapshot = conn.execute(text("SELECT task_kind, task_id, progress FROM snapshots")).one()
+        assert tuple(snapshot) == ("task", "42", 40)
+        event = conn.execute(text("SELECT task_kind, task_id, kind, detail FROM events")).one()
+        assert tuple(event) == ("task", "42", "x", "y")
+        # The same ID as a bulk operation is another task; its history hangs on both columns.
+        conn.execute(
+            text(
+                "INSERT INTO tasks (kind, task_id, state, registered_at, updated_at, polls,"
+                f" consecutive_errors, not_found_count) VALUES ('bulk', '42', 'watching', {at},"
+                f" {at}, 0, 0, 0)"
+            )
+        )
+        conn.execute(text("DELETE FROM tasks WHERE kind = 'bulk'"))
+        assert conn.execute(text("SELECT count(*) FROM snapshots")).scalar() == 1
+        conn.execute(text("DELETE FROM tasks WHERE kind = 'task'"))
+        assert conn.execute(text("SELECT count(*) FROM snapshots")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 0
+    engine.dispose()
+
+
 # -- UTC datetimes on SQLite -----------------------------------------------------------------
 
 SQLITE = sqlite_dialect.dialect()

@@ -264,8 +264,8 @@ def watch(
     from monitor.watch import View, load_view, run
 
     store, queries, settings = app.store(), app.queries(), app.settings()
-    ids = tuple(app.task_id(ref) for ref in refs)
-    filters = Filters(statuses=statuses, labels=labels, task_ids=ids)
+    found = tuple(app.task_ref(ref) for ref in refs)
+    filters = Filters(statuses=statuses, labels=labels, refs=found)
     tty = sys.stdout.isatty()
 
     def load() -> View:

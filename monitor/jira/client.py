@@ -58,6 +58,7 @@ from monitor.errors import (
     JiraServerError,
     JiraUnreachable,
 )
+from monitor.jira.bulk import parse_bulk
 from monitor.jira.deadline import DeadlineAdapter, RequestDeadline
 from monitor.jira.diagnosis import (
     jira_error_text,
@@ -71,6 +72,8 @@ from monitor.jira.diagnosis import (
 )
 from monitor.jira.pacing import SiteGate, http_date, rate_limit_reset_seconds, retry_after_seconds
 from monitor.jira.payload import TaskInfo, parse_task
+from monitor.states import TaskKind
+from monitor.taskref import TaskRef, as_ref
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -155,15 +158,31 @@ class JiraClient:
             for method in ("GET", "POST")
         }
         self._api_url = str(self._templates["GET"].url)
+        # The normalised base ends in the API version: the bulk queue exists only in v3.
+        self._api3_url = self._api_url[: -len(str(settings.api_version))] + "3"
 
     # -- operations ------------------------------------------------------------------------
 
-    def get_task(self, task_id: str) -> TaskInfo:
-        """`GET /task/{id}`: the task as Jira reports it now."""
-        what = f"get task {show_id(task_id)}"
-        status, body, headers = self._request("GET", self._task_path(task_id), what)
+    def get_task(self, ref: TaskRef | str) -> TaskInfo:
+        """The task as Jira reports it now: `GET /task/{id}` for a task, `GET /rest/api/3/
+        bulk/queue/{id}` for a bulk operation (whatever `jira.api_version`: it has no v2).
+
+        The kind chooses only the URL and the parser; the answers are handled alike (a 400
+        for a bulk ID is Jira saying the ID is not a bulk operation task).
+        """
+        ref = as_ref(ref)  # a plain string: the ID of a task of kind `task`
+        task_id = ref.task_id
+        if ref.kind == TaskKind.BULK:
+            what = f"get bulk task {show_id(task_id)}"
+            path = _BULK_QUEUE + self._task_path(task_id)[len("/task") :]
+            status, body, headers = self._request("GET", path, what, v3=True)
+            parse = parse_bulk
+        else:
+            what = f"get task {show_id(task_id)}"
+            status, body, headers = self._request("GET", self._task_path(task_id), what)
+            parse = parse_task
         try:
-            info = parse_task(body, expected_id=task_id)
+            info = parse(body, expected_id=task_id)
         except JiraBadResponse as exc:
             message = f"{what}: HTTP {status}: {exc}"
         else:
@@ -224,11 +243,19 @@ class JiraClient:
         return "/task/" + quote(task_id, safe="")
 
     def _request(
-        self, method: str, path: str, what: str, *, site: bool = False, cancel: bool = False
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        site: bool = False,
+        cancel: bool = False,
+        v3: bool = False,
     ) -> tuple[int, bytes, Mapping[str, str]]:
         """Send one request; return the status, body and headers of a 2xx answer, or raise
         a `JiraError`. `site`: the request is about the site, not a task (a 403 is then the
-        credentials'); `cancel`: the request is a cancel (its 403 and 415 say so)."""
+        credentials'); `cancel`: the request is a cancel (its 403 and 415 say so); `v3`: the
+        path is under `/rest/api/3` whatever `jira.api_version` says."""
         if self._closed:
             raise ClientClosed()
         self.gate.acquire()
@@ -237,7 +264,7 @@ class JiraClient:
         with RequestDeadline(timeout) as deadline:
             try:
                 prepared = self._templates[method].copy()
-                prepared.url = self._api_url + path
+                prepared.url = (self._api3_url if v3 else self._api_url) + path
                 self._auth(prepared)
                 response = self._session.send(
                     prepared, timeout=timeout, stream=True, allow_redirects=False
@@ -395,6 +422,7 @@ class JiraClient:
 # -- helpers --------------------------------------------------------------------------------
 
 _XSRF_REFUSAL = "xsrf check failed"
+_BULK_QUEUE = "/bulk/queue"
 
 _METHOD_HEADERS: dict[str, dict[str, str]] = {
     "GET": {},

@@ -32,11 +32,12 @@ from sqlalchemy import (
 from monitor.database import transaction
 from monitor.errors import NotFoundError
 from monitor.outcome import EventSpec, Outcome
-from monitor.queries import Queries, prunable
+from monitor.queries import Queries, by_ref, prunable
 from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
 from monitor.store.polls import event_row, write_poll
+from monitor.taskref import TaskRef, as_ref
 
 __all__ = ["EventSpec", "RegisterResult", "Registration", "Store"]
 
@@ -67,12 +68,24 @@ class Registration:
 
 @dataclass(frozen=True, slots=True)
 class RegisterResult:
-    task_id: str
+    ref: TaskRef
     outcome: str  # "added", "updated" or "rewatched" (was removed)
 
 
 def _load_tasks(conn: Connection, stmt: Select[Any]) -> list[Task]:
     return [Task.from_row(row) for row in conn.execute(stmt)]
+
+
+def _states(conn: Connection, refs: Sequence[TaskRef]) -> dict[TaskRef, str]:
+    """The state of each of `refs` that is registered."""
+    states: dict[TaskRef, str] = {}
+    for kind in {ref.kind for ref in refs}:
+        ids = {ref.task_id for ref in refs if ref.kind == kind}
+        stmt = select(TASKS.c.task_id, TASKS.c.state).where(
+            TASKS.c.kind == kind, TASKS.c.task_id.in_(ids)
+        )
+        states |= {TaskRef(kind, row.task_id): row.state for row in conn.execute(stmt)}
+    return states
 
 
 class Store:
@@ -82,9 +95,12 @@ class Store:
     # -- registration (the CLI) ---------------------------------------------------------
 
     def register(
-        self, task_ids: Sequence[str], options: Registration, now: datetime
+        self, tasks: Sequence[TaskRef | str], options: Registration, now: datetime
     ) -> list[RegisterResult]:
         """Register new tasks or update existing ones; one transaction for the whole batch.
+
+        A plain string names a task of kind `task` (`monitor.taskref.as_ref`), here and in
+        every method that takes a task.
 
         Each kind of change is one statement executed for the whole batch (`executemany`),
         not one per ID: `jtm add -` with 10,000 IDs stays well under a second or two.
@@ -102,33 +118,30 @@ class Store:
             "consecutive_errors": 0,
             "not_found_count": 0,
         }
+        refs = [as_ref(ref) for ref in tasks]
         with transaction(self.engine, write=True) as conn:
-            existing = {
-                row.task_id: row.state
-                for row in conn.execute(
-                    select(TASKS.c.task_id, TASKS.c.state).where(TASKS.c.task_id.in_(set(task_ids)))
-                )
-            }
+            existing = _states(conn, refs)
             new_rows: list[dict[str, Any]] = []
             updated: list[dict[str, Any]] = []
             rewatched: list[dict[str, Any]] = []
             events: list[dict[str, Any]] = []
-            for task_id in dict.fromkeys(task_ids):
-                state = existing.get(task_id)
+            for ref in dict.fromkeys(refs):
+                state = existing.get(ref)
                 if state is None:
-                    new_rows.append({**new_row, "task_id": task_id})
-                    events.append(event_row(task_id, now, EventKind.REGISTERED, None))
-                    results.append(RegisterResult(task_id, "added"))
+                    new_rows.append({**new_row, "kind": ref.kind, "task_id": ref.task_id})
+                    events.append(event_row(ref, now, EventKind.REGISTERED, None))
+                    results.append(RegisterResult(ref, "added"))
                     continue
+                key = {"key_kind": ref.kind, "key": ref.task_id}
                 if state == TaskState.REMOVED:
-                    rewatched.append({"key": task_id})
-                    results.append(RegisterResult(task_id, "rewatched"))
+                    rewatched.append(key)
+                    results.append(RegisterResult(ref, "rewatched"))
                 else:
-                    updated.append({"key": task_id})
-                    results.append(RegisterResult(task_id, "updated"))
-                events.append(event_row(task_id, now, EventKind.UPDATED, detail))
+                    updated.append(key)
+                    results.append(RegisterResult(ref, "updated"))
+                events.append(event_row(ref, now, EventKind.UPDATED, detail))
             values: dict[str, Any] = {**option_values, "updated_at": now}
-            by_key = TASKS.c.task_id == bindparam("key")
+            by_key = (TASKS.c.kind == bindparam("key_kind")) & (TASKS.c.task_id == bindparam("key"))
             if updated:
                 conn.execute(update(TASKS).where(by_key).values(values), updated)
             if rewatched:
@@ -140,34 +153,33 @@ class Store:
                 conn.execute(insert(EVENTS), events)
         return results
 
-    def remove(self, task_ids: Sequence[str], now: datetime) -> list[str]:
+    def remove(self, tasks: Sequence[TaskRef | str], now: datetime) -> list[TaskRef]:
         """Stop watching; history is kept. Unknown IDs raise NotFoundError before any change."""
+        refs = [as_ref(ref) for ref in tasks]
         with transaction(self.engine, write=True) as conn:
-            known = set(
-                conn.scalars(select(TASKS.c.task_id).where(TASKS.c.task_id.in_(set(task_ids))))
-            )
-            missing = [t for t in task_ids if t not in known]
+            known = _states(conn, refs)
+            missing = [str(ref) for ref in refs if ref not in known]
             if missing:
                 raise NotFoundError(f"not registered: {', '.join(missing)}")
             removed = []
-            for task_id in dict.fromkeys(task_ids):
+            for ref in dict.fromkeys(refs):
                 result = conn.execute(
                     update(TASKS)
-                    .where(TASKS.c.task_id == task_id, TASKS.c.state != TaskState.REMOVED)
+                    .where(*by_ref(ref), TASKS.c.state != TaskState.REMOVED)
                     .values(
                         state=TaskState.REMOVED, removed_at=now, updated_at=now, next_poll_at=None
                     )
                 )
                 if result.rowcount == 1:
-                    conn.execute(insert(EVENTS).values(event_row(task_id, now, EventKind.REMOVED)))
-                    removed.append(task_id)
+                    conn.execute(insert(EVENTS).values(event_row(ref, now, EventKind.REMOVED)))
+                    removed.append(ref)
         return removed
 
     # -- reads ---------------------------------------------------------------------------
 
-    def get(self, task_id: str) -> Task:
+    def get(self, ref: TaskRef | str) -> Task:
         """One registered task (`Queries.task`); NotFoundError if it is not registered."""
-        return Queries(self.engine).task(task_id)
+        return Queries(self.engine).task(ref)
 
     def count_by_state(self) -> dict[str, int]:
         with transaction(self.engine) as conn:
@@ -208,15 +220,16 @@ class Store:
 
     # -- cancels ---------------------------------------------------------------------------
 
-    def request_cancel(self, task_id: str, now: datetime, by: str, reason: str) -> bool:
+    def request_cancel(self, task: TaskRef | str, now: datetime, by: str, reason: str) -> bool:
         """Record a new cancel decision; False if one is already in progress (or the task is
         no longer watched). A decision that ended refused or unconfirmed may be replaced."""
+        ref = as_ref(task)
         open_again = TASKS.c.cancel_outcome.in_([CancelOutcome.REFUSED, CancelOutcome.UNCONFIRMED])
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
                 update(TASKS)
                 .where(
-                    TASKS.c.task_id == task_id,
+                    *by_ref(ref),
                     TASKS.c.state == TaskState.WATCHING,
                     or_(TASKS.c.cancel_requested_at.is_(None), open_again),
                 )
@@ -234,7 +247,7 @@ class Store:
             if result.rowcount != 1:
                 return False
             conn.execute(
-                insert(EVENTS).values(event_row(task_id, now, EventKind.CANCEL_REQUESTED, reason))
+                insert(EVENTS).values(event_row(ref, now, EventKind.CANCEL_REQUESTED, reason))
             )
         return True
 
@@ -263,7 +276,7 @@ class Store:
             result = conn.execute(
                 update(TASKS)
                 .where(
-                    TASKS.c.task_id == task.task_id,
+                    *by_ref(task.ref),
                     TASKS.c.state == TaskState.WATCHING,
                     TASKS.c.cancel_outcome.is_(None),
                     TASKS.c.cancel_attempts == task.cancel_attempts,
@@ -279,21 +292,22 @@ class Store:
 
     def update_cancel(
         self,
-        task_id: str,
+        task: TaskRef | str,
         now: datetime,
         values: dict[str, Any],
         event: EventSpec,
     ) -> bool:
         """Record what became of a cancel attempt, while its decision is still open."""
+        ref = as_ref(task)
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
                 update(TASKS)
-                .where(TASKS.c.task_id == task_id, TASKS.c.cancel_outcome.is_(None))
+                .where(*by_ref(ref), TASKS.c.cancel_outcome.is_(None))
                 .values(**values, updated_at=now)
             )
             if result.rowcount != 1:
                 return False
-            conn.execute(insert(EVENTS).values(event_row(task_id, now, *event)))
+            conn.execute(insert(EVENTS).values(event_row(ref, now, *event)))
         return True
 
     # -- heartbeat -------------------------------------------------------------------------
