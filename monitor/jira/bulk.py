@@ -67,7 +67,15 @@ def parse_bulk(body: bytes, *, expected_id: str) -> TaskInfo:
         anomalies.append(f"submittedBy: expected an object with accountId, got {_show(submitter)}")
 
     failures = _failures(data, anomalies)
+    submitted = _moment(data, "created", anomalies, required=True)
+    started = _moment(data, "started", anomalies, required=False)
     updated = _moment(data, "updated", anomalies, required=True)
+    counts = BulkCounts(
+        total=_count(data, "totalIssueCount", anomalies),
+        succeeded=_listed(data, "processedAccessibleIssues", anomalies),
+        failed=None if failures is None else len(failures),
+        invalid=_count(data, "invalidOrInaccessibleIssueCount", anomalies),
+    )
     return TaskInfo(
         task_id=expected_id,
         status=status,
@@ -76,17 +84,12 @@ def parse_bulk(body: bytes, *, expected_id: str) -> TaskInfo:
         description=None,
         result=failures,
         elapsed_runtime_ms=None,
-        submitted=_moment(data, "created", anomalies, required=True),
-        started=_moment(data, "started", anomalies, required=False),
+        submitted=submitted,
+        started=started,
         finished=updated if is_terminal(status) else None,
         last_update=updated,
         anomalies=tuple(anomalies),
-        bulk=BulkCounts(
-            total=_count(data, "totalIssueCount", anomalies),
-            succeeded=_listed(data, "processedAccessibleIssues", anomalies),
-            failed=None if failures is None else len(failures),
-            invalid=_count(data, "invalidOrInaccessibleIssueCount", anomalies),
-        ),
+        bulk=counts,
     )
 
 
