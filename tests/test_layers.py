@@ -12,8 +12,8 @@ PACKAGE = Path(monitor.__file__).parent
 LAYERS = [
     ["states", "errors", "durations", "terminal", "palette", "systemd", "logs"],
     ["taskref", "config_keys", "config", "schema", "records", "deadlines"],
-    ["jira.payload", "jira.bulk", "jira.pacing", "jira.deadline", "jira.diagnosis", "jira.client", "jira",
-     "jira.api"],
+    ["jira.payload", "jira.bulk", "jira.pacing", "jira.deadline", "jira.diagnosis", "jira.client",
+     "jira", "jira.api"],
     ["outcome", "observation"],
     ["database", "queries", "statefile", "store.polls", "store"],
     ["backlog", "canceller", "pollreport", "retention"],

@@ -108,6 +108,9 @@ def test_a_task_url_of_another_site_is_refused_naming_both(
     assert named in message and site in message and "not on the configured site" in message
 
 
+SITE = "https://x.atlassian.net"
+
+
 @pytest.mark.parametrize(
     ("text", "bulk", "ref"),
     [
@@ -115,13 +118,13 @@ def test_a_task_url_of_another_site_is_refused_naming_both(
         ("10042", True, TaskRef(TaskKind.BULK, "10042")),
         ("bulk:10042", False, TaskRef(TaskKind.BULK, "10042")),
         ("bulk:10042", True, TaskRef(TaskKind.BULK, "10042")),
-        ("https://x.atlassian.net/rest/api/3/bulk/queue/10000", False, TaskRef(TaskKind.BULK, "10000")),
-        ("https://x.atlassian.net/rest/api/3/bulk/queue/10000/", True, TaskRef(TaskKind.BULK, "10000")),
-        ("https://x.atlassian.net/rest/api/2/task/7", False, TaskRef(TaskKind.TASK, "7")),
+        (f"{SITE}/rest/api/3/bulk/queue/10000", False, TaskRef(TaskKind.BULK, "10000")),
+        (f"{SITE}/rest/api/3/bulk/queue/10000/", True, TaskRef(TaskKind.BULK, "10000")),
+        (f"{SITE}/rest/api/2/task/7", False, TaskRef(TaskKind.TASK, "7")),
     ],
 )
 def test_kinds(text: str, bulk: bool, ref: TaskRef) -> None:
-    assert parse_task_ref(text, "https://x.atlassian.net", bulk=bulk) == ref
+    assert parse_task_ref(text, SITE, bulk=bulk) == ref
 
 
 def test_a_ref_is_shown_as_it_is_typed() -> None:
