@@ -98,7 +98,7 @@ def boot(work: Path, timeout: float) -> tuple[dict[int, tuple[str, str]], bool, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("work", type=Path)
-    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args(argv)
     started = time.monotonic()
     results, done, timed_out = boot(args.work, args.timeout)
