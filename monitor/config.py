@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import os
 import pwd
-import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -24,7 +23,8 @@ from typing import Any, Literal
 
 from monitor import config_keys as keys
 from monitor.durations import format_duration
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, ConfigFileMissing
+from monitor.sqlite_path import file_url, with_file
 from monitor.states import TimeoutAction
 
 
@@ -171,7 +171,7 @@ def default_database_url(source: Path | None, env: Mapping[str, str]) -> str:
         if state_home is None:
             raise ConfigError("cannot find a home directory for the database: set HOME")
         state_dir = state_home / APP_NAME
-    return f"sqlite:///{state_dir / 'monitor.db'}"
+    return file_url(state_dir / "monitor.db")
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -234,7 +234,7 @@ def _exists(path: Path) -> bool:
 
 def _required_file(path: Path, origin: str) -> Path:
     if not _exists(path):
-        raise ConfigError(f"config file not found: {path}{origin}")
+        raise ConfigFileMissing(f"config file not found: {path}{origin}")
     return path.absolute()
 
 
@@ -336,21 +336,12 @@ def _local_path(
     return path
 
 
-_SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(.*)", re.DOTALL)
-
-
 def _database_url(
     url: str | None, raw: keys.RawValue | None, source: Path | None, env: Mapping[str, str]
 ) -> str:
     if url is None:
         return default_database_url(source, env)
-    match = _SQLITE_URL.fullmatch(url)
-    if match is None:
-        return url
-    prefix, path, rest = match.groups()
-    if path in ("", ":memory:") or path.startswith("file:"):
-        return url
-    return f"{prefix}{_local_path(raw, path, source, env)}{rest}"
+    return with_file(url, lambda name: _local_path(raw, name, source, env))
 
 
 def _build(values: keys.Values, source: Path | None, env: Mapping[str, str]) -> Settings:

@@ -22,10 +22,11 @@ import click
 
 from monitor.cli.output import TASK_HEADERS, emit_table, task_row
 from monitor.database import open_database
-from monitor.queries import Filters, Queries
 from monitor.simulator import Simulator, TaskScript
+from monitor.sqlite_path import file_url
 from monitor.states import JiraStatus, TaskState
 from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
 
 DEMO_TASKS: tuple[tuple[TaskScript, str], ...] = (
     (TaskScript("10001", queued_s=1, run_s=6, outcome="COMPLETE"), "reindex project OPS"),
@@ -60,7 +61,7 @@ def _config(tmp: Path, sim: Simulator, token: str) -> Path:
     config = tmp / "config.toml"
     config.write_text(
         f'[jira]\nurl = "{sim.url}"\nemail = "demo@example.com"\ntoken_file = "{token_file}"\n'
-        f'[database]\nurl = "sqlite:///{tmp / "monitor.db"}"\n'
+        f'[database]\nurl = "{file_url(tmp / "monitor.db")}"\n'
         f'[poll]\ninterval = "{POLL_EVERY}"\nmax_interval = "2s"\nconcurrency = 4\n'
         '[log]\nformat = "json"\n'
     )
@@ -120,7 +121,7 @@ def run_demo(max_seconds: int = 40) -> None:
         for script, _label in DEMO_TASKS:
             sim.add_task(script)
         config = _config(tmp, sim, token)
-        store = Store(open_database(f"sqlite:///{tmp / 'monitor.db'}"))
+        store = Store(open_database(file_url(tmp / "monitor.db")))
         now = datetime.now(UTC)
         for script, label in DEMO_TASKS:
             limit = RUN_LIMITS.get(script.task_id)

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from monitor.queries import Filters, Queries
 from monitor.simulator import Simulator
 from monitor.store import Store
+from monitor.store.queries import Filters, Queries
 
 JTM = [sys.executable, "-m", "monitor"]
 

@@ -53,9 +53,9 @@ def _simulate(workdir: Path, name: str, span_s: float, moving: bool) -> dict[str
     from monitor.jira import JiraClient
     from monitor.logs import configure_logging, get_logger
     from monitor.poller import Poller
-    from monitor.queries import Filters, Queries
     from monitor.simulator import Simulator, TaskScript
     from monitor.store import Registration, Store
+    from monitor.store.queries import Filters, Queries
 
     start = datetime.now(UTC).replace(microsecond=0)
     clock = [start.timestamp()]

@@ -2,7 +2,7 @@
 
 `@output_format(csv=True)` adds `--json` (and `--csv`) and hands the command `fmt`, one of
 "table", "json", "csv"; `@filter_options(...)` adds the filters and hands it `filters`
-(`monitor.queries.Filters`). Task ID arguments complete from the database in the shell.
+(`monitor.store.queries.Filters`). Task ID arguments complete from the database in the shell.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def filter_options(
             limit_: int,
             **kwargs: Any,
         ) -> Any:
-            from monitor.queries import Filters
+            from monitor.store.queries import Filters
 
             if since is not None and until is not None and since >= until:
                 raise UsageError("--since must be earlier than --until")
@@ -134,13 +134,15 @@ def complete_task_id(
     try:
         from monitor.config import load_settings
         from monitor.database import create_db_engine
-        from monitor.queries import Queries
+        from monitor.store.queries import Queries
 
         config = ctx.find_root().params.get("config_path")
         settings = load_settings(Path(config) if config else None)
+        from monitor.sqlite_path import database_name
+
         url = settings.database.url
-        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
-        if url.startswith("sqlite") and path and not Path(path).exists():
+        name = database_name(url)
+        if name is not None and not Path(name).exists():
             return []  # completing must not create a database
         engine = create_db_engine(url)
         try:

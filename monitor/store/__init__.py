@@ -1,7 +1,10 @@
-"""All writes of the monitor's data, and the daemon's reads. Nothing else writes SQL.
+"""All writes of the monitor's data, and the daemon's claims. Nothing else writes SQL.
 
-`monitor.store.polls` holds the poll path's prebuilt statements; `monitor.queries` the read
-side of the CLI.
+`monitor.store.polls` holds the poll path's prebuilt statements; `monitor.store.queries` is the
+read side, which everything that only reads (`health`, `watch`, `checks`, the CLI) uses. The few
+reads on `Store` (`get`, `count_by_state`, `next_poll_at`, `heartbeats`) hand over to it, for
+the daemon, which holds a `Store`; `due_tasks` and `cancels_due` stay here, as the claims that
+the daemon's compare-and-set writes then check.
 
 Every method runs in one short transaction of its own (`database.transaction`), so no caller
 can hold a lock across a Jira call. State changes made by the daemon are compare-and-set on
@@ -22,7 +25,6 @@ from sqlalchemy import (
     Select,
     bindparam,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -31,11 +33,11 @@ from sqlalchemy import (
 
 from monitor.database import transaction
 from monitor.errors import NotFoundError
-from monitor.queries import Queries, prunable
-from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
+from monitor.records import TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
 from monitor.store.polls import EventSpec, PollWrite, event_row, write_poll
+from monitor.store.queries import Queries, prunable
 
 __all__ = ["EventSpec", "PollWrite", "RegisterResult", "Registration", "Store"]
 
@@ -169,11 +171,8 @@ class Store:
         return Queries(self.engine).task(task_id)
 
     def count_by_state(self) -> dict[str, int]:
-        with transaction(self.engine) as conn:
-            rows = conn.execute(
-                select(TASKS.c.state, func.count().label("n")).group_by(TASKS.c.state)
-            )
-            return {row.state: row.n for row in rows}
+        """`Queries.count_by_state`."""
+        return Queries(self.engine).count_by_state()
 
     # -- the daemon ------------------------------------------------------------------------
 
@@ -189,10 +188,9 @@ class Store:
             return _load_tasks(conn, stmt)
 
     def next_poll_at(self) -> datetime | None:
-        stmt = select(func.min(TASKS.c.next_poll_at)).where(TASKS.c.state == TaskState.WATCHING)
-        with transaction(self.engine) as conn:
-            first: datetime | None = conn.scalar(stmt)
-        return first
+        """When the next poll is due (`Queries.next_poll`); None when nothing is watched."""
+        first = Queries(self.engine).next_poll()
+        return None if first is None else first[1]
 
     def record_poll(
         self,
@@ -322,9 +320,8 @@ class Store:
                 conn.execute(insert(HEARTBEATS).values(instance=instance, **values))
 
     def heartbeats(self) -> list[Heartbeat]:
-        stmt = select(*HEARTBEAT_COLUMNS).order_by(HEARTBEATS.c.heartbeat_at.desc())
-        with transaction(self.engine) as conn:
-            return [Heartbeat.from_row(row) for row in conn.execute(stmt)]
+        """`Queries.heartbeats`."""
+        return Queries(self.engine).heartbeats()
 
     # -- retention -------------------------------------------------------------------------
 
