@@ -38,6 +38,7 @@ from monitor.errors import (
     ReadOnlyStorage,
     StoreError,
 )
+from monitor.states import Auth
 
 TOKEN_PAGE = "https://id.atlassian.com/manage-profile/security/api-tokens"
 
@@ -181,7 +182,7 @@ def check_credentials(settings: Settings, token: Secret) -> Check:
     except JiraAuthError as exc:
         if exc.status == 403:
             fix = "use an account (or token scope) allowed to read the site"
-        elif settings.jira.auth == "bearer":
+        elif settings.jira.auth == Auth.BEARER:
             fix = "renew the access token (it may have expired)"
         else:
             fix = f"check jira.email and the API token; make a new token at {TOKEN_PAGE}"

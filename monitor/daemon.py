@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -68,6 +68,7 @@ from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
 from monitor.poller import Poller, TickReport
 from monitor.retention import RETENTION_EVERY_S, apply_retention
+from monitor.settings import changed_keys
 from monitor.statefile import StateFile, state_dir
 from monitor.states import TaskState
 from monitor.store import Store
@@ -86,19 +87,6 @@ _HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 def tick_interval(poll: PollSettings) -> float:
     """How often the tick looks for due tasks: a quarter of the poll interval, within bounds."""
     return min(max(poll.interval_s / 4, TICK_MIN_S), TICK_MAX_S)
-
-
-def changed_keys(old: Settings, new: Settings) -> list[str]:
-    """The config keys (`section.key`) whose values differ between `old` and `new`."""
-    changed = []
-    for section in fields(Settings):
-        if section.name == "source":
-            continue
-        before, after = getattr(old, section.name), getattr(new, section.name)
-        for item in fields(before):
-            if getattr(before, item.name) != getattr(after, item.name):
-                changed.append(f"{section.name}.{item.name.removesuffix('_s')}")
-    return changed
 
 
 @dataclass(frozen=True, slots=True)

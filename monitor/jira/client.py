@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from types import TracebackType
 from typing import Self
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from requests.auth import AuthBase
@@ -47,7 +47,6 @@ from monitor import __version__
 from monitor.config import JiraSettings, Secret, credential_forms
 from monitor.errors import (
     ClientClosed,
-    ConfigError,
     JiraAuthError,
     JiraBadResponse,
     JiraError,
@@ -71,6 +70,7 @@ from monitor.jira.diagnosis import (
 )
 from monitor.jira.pacing import SiteGate, http_date, rate_limit_reset_seconds, retry_after_seconds
 from monitor.jira.payload import TaskInfo, parse_task
+from monitor.states import Auth
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -86,13 +86,13 @@ MAX_BODY_BYTES = 1024 * 1024
 class _Auth(AuthBase):
     """Sets the Authorization header at send time; holds the token only as a `Secret`."""
 
-    def __init__(self, scheme: str, email: str | None, token: Secret) -> None:
+    def __init__(self, scheme: Auth, email: str | None, token: Secret) -> None:
         self._scheme = scheme
         self._email = email or ""
         self._token = token
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self._scheme == "bearer":
+        if self._scheme == Auth.BEARER:
             r.headers["Authorization"] = f"Bearer {self._token.reveal()}"
         else:
             pair = f"{self._email}:{self._token.reveal()}".encode()
@@ -125,7 +125,8 @@ class JiraClient:
         gate: SiteGate | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
-        self._base = _validated_base(settings)
+        # `settings` were checked when loaded (`config_keys.jira_url`): the URL is trusted as is.
+        self._base = settings.require_url()
         self._origin = origin(self._base)
         self._api = f"{self._base}/rest/api/{settings.api_version}"
         self._settings = settings
@@ -211,7 +212,7 @@ class JiraClient:
         self.close()
 
     def __repr__(self) -> str:
-        return f"JiraClient(url={self._base!r}, auth={self._settings.auth!r})"
+        return f"JiraClient(url={self._base!r}, auth={str(self._settings.auth)!r})"
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -307,7 +308,7 @@ class JiraClient:
         if status == 401:
             hint = (
                 "credentials rejected (check the access token)"
-                if self._settings.auth == "bearer"
+                if self._settings.auth == Auth.BEARER
                 else "credentials rejected (check jira.email and the API token)"
             )
             return JiraAuthError(
@@ -417,22 +418,6 @@ def _settle_environment(session: requests.Session, url: str, verify_tls: bool) -
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     session.verify = (bundle or True) if verify_tls else False
     session.trust_env = False
-
-
-def _validated_base(settings: JiraSettings) -> str:
-    base = settings.require_url().strip().rstrip("/")
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"jira.url must be an http(s) URL with a host, got {base!r}")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError("jira.url must not contain credentials: use jira.email and the token")
-    if parts.query or parts.fragment:
-        raise ConfigError(f"jira.url must not have a query or fragment, got {base!r}")
-    if settings.api_version not in (2, 3):
-        raise ConfigError(f"jira.api_version must be 2 or 3, got {settings.api_version!r}")
-    if settings.auth not in ("basic", "bearer"):
-        raise ConfigError(f"jira.auth must be basic or bearer, got {settings.auth!r}")
-    return base
 
 
 def _read_capped(response: requests.Response) -> tuple[bytes, bool]:
