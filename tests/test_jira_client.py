@@ -115,15 +115,15 @@ def test_gate_pause_holds_everyone_and_only_grows() -> None:
 
 def test_gate_pause_set_while_waiting_for_a_slot_is_honoured() -> None:
     fake = FakeTime()
-    gate = SiteGate(1, clock=fake.clock, sleep=fake.sleep)
-    gate.acquire()
 
     def sleep_and_get_rate_limited(seconds: float) -> None:
         fake.sleep(seconds)
         if len(fake.sleeps) == 1:  # another worker got a 429 meanwhile
             gate.pause(30.0)
 
-    gate._sleep = sleep_and_get_rate_limited
+    gate = SiteGate(1, clock=fake.clock, sleep=sleep_and_get_rate_limited)
+    gate.acquire()
+    assert fake.sleeps == []  # the first request goes at once
     gate.acquire()
     assert fake.now == pytest.approx(1031.0)
 
