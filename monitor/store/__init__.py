@@ -76,6 +76,37 @@ def _load_tasks(conn: Connection, stmt: Select[Any]) -> list[Task]:
     return [Task.from_row(row) for row in conn.execute(stmt)]
 
 
+def _registrations(task_ids: Sequence[str], existing: dict[str, str]) -> list[RegisterResult]:
+    """What registering `task_ids` does to each (once per ID, in order), given the states of
+    those already registered: "added", "rewatched" (was removed) or "updated"."""
+    results = []
+    for task_id in dict.fromkeys(task_ids):
+        state = existing.get(task_id)
+        outcome = "added" if state is None else "rewatched" if state == TaskState.REMOVED else None
+        results.append(RegisterResult(task_id, outcome or "updated"))
+    return results
+
+
+def _new_task_row(options: Registration, now: datetime) -> dict[str, Any]:
+    """The columns of a newly registered task, its ID aside: watched, due for a poll now."""
+    return {
+        **options.columns(only_set=False),
+        "state": TaskState.WATCHING,
+        "registered_at": now,
+        "updated_at": now,
+        "next_poll_at": now,
+        "polls": 0,
+        "consecutive_errors": 0,
+        "not_found_count": 0,
+    }
+
+
+def _register_event(result: RegisterResult, now: datetime, detail: str | None) -> dict[str, Any]:
+    if result.outcome == "added":
+        return event_row(result.task_id, now, EventKind.REGISTERED, None)
+    return event_row(result.task_id, now, EventKind.UPDATED, detail)
+
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -90,19 +121,8 @@ class Store:
         Each kind of change is one statement executed for the whole batch (`executemany`),
         not one per ID: `jtm add -` with 10,000 IDs stays well under a second or two.
         """
-        results: list[RegisterResult] = []
         option_values = options.columns(only_set=True)
         detail = ", ".join(f"{k}={v}" for k, v in sorted(option_values.items())) or None
-        new_row = {
-            **options.columns(only_set=False),
-            "state": TaskState.WATCHING,
-            "registered_at": now,
-            "updated_at": now,
-            "next_poll_at": now,
-            "polls": 0,
-            "consecutive_errors": 0,
-            "not_found_count": 0,
-        }
         with transaction(self.engine, write=True) as conn:
             existing = {
                 row.task_id: row.state
@@ -110,35 +130,23 @@ class Store:
                     select(TASKS.c.task_id, TASKS.c.state).where(TASKS.c.task_id.in_(set(task_ids)))
                 )
             }
-            new_rows: list[dict[str, Any]] = []
-            updated: list[dict[str, Any]] = []
-            rewatched: list[dict[str, Any]] = []
-            events: list[dict[str, Any]] = []
-            for task_id in dict.fromkeys(task_ids):
-                state = existing.get(task_id)
-                if state is None:
-                    new_rows.append({**new_row, "task_id": task_id})
-                    events.append(event_row(task_id, now, EventKind.REGISTERED, None))
-                    results.append(RegisterResult(task_id, "added"))
-                    continue
-                if state == TaskState.REMOVED:
-                    rewatched.append({"key": task_id})
-                    results.append(RegisterResult(task_id, "rewatched"))
-                else:
-                    updated.append({"key": task_id})
-                    results.append(RegisterResult(task_id, "updated"))
-                events.append(event_row(task_id, now, EventKind.UPDATED, detail))
+            results = _registrations(task_ids, existing)
+            keys = {
+                outcome: [{"key": r.task_id} for r in results if r.outcome == outcome]
+                for outcome in ("updated", "rewatched")
+            }
             values: dict[str, Any] = {**option_values, "updated_at": now}
             by_key = TASKS.c.task_id == bindparam("key")
-            if updated:
-                conn.execute(update(TASKS).where(by_key).values(values), updated)
-            if rewatched:
+            if keys["updated"]:
+                conn.execute(update(TASKS).where(by_key).values(values), keys["updated"])
+            if keys["rewatched"]:
                 again = {"state": TaskState.WATCHING, "removed_at": None, "next_poll_at": now}
-                conn.execute(update(TASKS).where(by_key).values(values | again), rewatched)
-            if new_rows:
-                conn.execute(insert(TASKS), new_rows)
-            if events:
-                conn.execute(insert(EVENTS), events)
+                conn.execute(update(TASKS).where(by_key).values(values | again), keys["rewatched"])
+            if added := [r.task_id for r in results if r.outcome == "added"]:
+                row = _new_task_row(options, now)
+                conn.execute(insert(TASKS), [{**row, "task_id": task_id} for task_id in added])
+            if results:
+                conn.execute(insert(EVENTS), [_register_event(r, now, detail) for r in results])
         return results
 
     def remove(self, task_ids: Sequence[str], now: datetime) -> list[str]:
