@@ -12,6 +12,7 @@ from monitor.cli.context import AppContext, pass_app
 from monitor.cli.options import complete_task_id, output_format
 from monitor.cli.output import emit_json, iso
 from monitor.cli.params import DURATION, JIRA_STATUS
+from monitor.errors import EXIT_FAILED
 from monitor.terminal import visible
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def status(ctx: click.Context, app: AppContext, stale_after: float, fmt: str) ->
         emit_json(_status_json(report, url))
     else:
         _print_status(report, url)
-    ctx.exit(0 if report.daemon.alive else 1)
+    ctx.exit(0 if report.daemon.alive else EXIT_FAILED)
 
 
 def _daemon_json(health: DaemonHealth) -> dict[str, Any]:
