@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.errors import NotFoundError
-from monitor.queries import Filters, Queries
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
 from tests.helpers import events, polled, snapshots
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
