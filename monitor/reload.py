@@ -7,27 +7,14 @@ config.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 
 from monitor.config import Secret, Settings, load_settings, load_token
 from monitor.errors import ConfigError
+from monitor.settings import changed_keys
 
 RESTART_ONLY_KEYS = ("jira.url", "database.url")
 """Keys a reload refuses to change: the daemon's site and database are fixed for its life."""
-
-
-def changed_keys(old: Settings, new: Settings) -> list[str]:
-    """The config keys (`section.key`) whose values differ between `old` and `new`."""
-    changed = []
-    for section in fields(Settings):
-        if section.name == "source":
-            continue
-        before, after = getattr(old, section.name), getattr(new, section.name)
-        for item in fields(before):
-            if getattr(before, item.name) != getattr(after, item.name):
-                changed.append(f"{section.name}.{item.name.removesuffix('_s')}")
-    return changed
 
 
 def reread(

@@ -59,18 +59,13 @@ class DaemonState:
 
 def state_dir(env: Mapping[str, str], database_url: str) -> Path | None:
     """Where the daemon keeps its state file (see the module's docstring); None: nowhere."""
-    from sqlalchemy.engine import make_url
-
-    from monitor.database import sqlite_file
+    from monitor.sqlite_path import sqlite_file
 
     if runtime := env.get("RUNTIME_DIRECTORY", "").split(":")[0]:
         return Path(runtime)
     if xdg := env.get("XDG_RUNTIME_DIR", ""):
         return Path(xdg) / APP_DIR
-    try:
-        database_file = sqlite_file(make_url(database_url))
-    except Exception:  # an invalid URL is reported when the database is opened
-        return None
+    database_file = sqlite_file(database_url)  # an invalid URL is reported at opening
     return None if database_file is None else database_file.parent
 
 

@@ -19,10 +19,10 @@ from monitor.config import PollSettings
 from monitor.jira import TaskInfo
 from monitor.observation import observe
 from monitor.outcome import Outcome
-from monitor.queries import Filters, Queries
 from monitor.records import Task
 from monitor.simulator import Simulator
 from monitor.store import Store
+from monitor.store.queries import Filters, Queries
 from monitor.taskref import as_ref
 
 JTM = [sys.executable, "-m", "monitor"]

@@ -23,8 +23,8 @@ from monitor.database import open_database
 from monitor.errors import JiraServerError
 from monitor.jira import TaskInfo
 from monitor.observation import observe, observe_failure
-from monitor.queries import Filters, Queries
 from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
 from monitor.watch import Look, load_view, render
 
 CATALOGUE = {
@@ -116,9 +116,8 @@ def test_the_live_view_on_a_terminal_shows_hostile_text_escaped(hostile: Path) -
     settings = load_settings(hostile, {})
     engine = open_database(settings.database.url)
     try:
-        store, queries = Store(engine), Queries(engine)
         view = load_view(
-            store, queries, settings=settings, filters=Filters(), now=datetime.now(UTC),
+            Queries(engine), settings=settings, filters=Filters(), now=datetime.now(UTC),
             recent_s=300,
         )  # fmt: skip
     finally:

@@ -11,11 +11,12 @@ PACKAGE = Path(monitor.__file__).parent
 
 LAYERS = [
     ["states", "errors", "durations", "terminal", "palette", "systemd", "logs"],
-    ["taskref", "config_keys", "config", "schema", "records", "deadlines"],
-    ["jira.payload", "jira.bulk", "jira.pacing", "jira.deadline", "jira.diagnosis", "jira.client",
-     "jira", "jira.api"],
+    ["taskref", "sqlite_path", "config_keys", "settings", "config", "schema", "records",
+     "deadlines"],
+    ["jira.payload", "jira.bulk", "jira.pacing", "jira.deadline", "jira.diagnosis",
+     "jira.transport", "jira.client", "jira", "jira.api"],
     ["outcome", "observation"],
-    ["database", "queries", "statefile", "store.polls", "store"],
+    ["database", "store.queries", "statefile", "store.polls", "store"],
     ["backlog", "canceller", "pollreport", "retention"],
     ["heartbeat", "poller", "daemon_status"],
     ["runtime", "reload"],

@@ -17,10 +17,10 @@ from monitor.cli import cli
 from monitor.config import DatabaseSettings, Settings
 from monitor.daemon import Daemon as MonitorDaemon
 from monitor.logs import get_logger
-from monitor.queries import Queries
 from monitor.retention import PRUNE_BATCH, apply_retention
 from monitor.simulator import Simulator
 from monitor.store import Registration, Store
+from monitor.store.queries import Queries
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import Daemon, base_env, events, record, snapshots, write_config
 

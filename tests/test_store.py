@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.errors import NotFoundError
-from monitor.queries import Filters, Queries
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
 from monitor.taskref import as_ref
 from tests.helpers import events, polled, snapshots
 

@@ -37,7 +37,7 @@ from monitor.taskref import TaskRef
 from monitor.terminal import visible
 
 if TYPE_CHECKING:
-    from monitor.queries import Filters
+    from monitor.store.queries import Filters
 
 
 def _read_refs(app: AppContext, refs: tuple[str, ...], *, bulk: bool = False) -> list[TaskRef]:
