@@ -35,8 +35,10 @@ from monitor.health import (
     with_state_files,
 )
 from monitor.palette import STATUS_COLOURS
+from monitor.records import issue_counts, issue_counts_text
 from monitor.states import JiraStatus, TaskState
 from monitor.store.queries import Filters, Queries
+from monitor.taskref import BULK_PREFIX
 from monitor.terminal import visible
 
 ETA_POINTS = 20
@@ -95,6 +97,7 @@ class Row:
     error: str | None
     timed_out: str | None
     error_kind: str | None = None  # an ErrorKind, when the error was stored with one
+    issues: str | None = None  # a bulk operation's counts (`records.issue_counts_text`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,7 @@ def load_view(
         Row(
             task_id=str(t.ref),
             label=t.label,
+            issues=issue_counts_text(issue_counts(t)) if t.bulk else None,
             state=t.state,
             status=t.status,
             progress=t.progress,
@@ -302,14 +306,17 @@ def _row_line(row: Row, widths: tuple[int, int, int, int], look: Look) -> str:
         eta = "?" if row.eta_s is None else "~" + format_approx(row.eta_s)
     limit_plain, limit_styled = _limit_text(None if ended else row.limit, look)
     if row.error:
-        error = row.error.removeprefix(f"get task {row.task_id}: ")
+        bare_id = row.task_id.removeprefix(BULK_PREFIX)
+        error = row.error.removeprefix(f"get task {bare_id}: ")
+        error = error.removeprefix(f"get bulk task {bare_id}: ")
         note = look(
             look.fit(f"! {error_kind(row.error_kind, row.error, None)}: {error}", note_w), fg="red"
         )
     elif row.timed_out:
         note = look(look.fit(f"timed out ({row.timed_out})", note_w), fg="red")
     else:
-        note = look.fit(row.label or "", note_w)
+        notes = [text for text in (row.issues, row.label) if text]
+        note = look.fit("; ".join(notes), note_w)
     cells = [
         look.fit(row.task_id, id_w).ljust(id_w),
         look(bar(row.progress, bar_w, look), fg=colour, dim=ended or None) + " " + pct,

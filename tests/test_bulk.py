@@ -70,6 +70,8 @@ def test_failures_as_a_table_json_and_csv(run: RunCli, config: Path) -> None:
     assert "10087  The issue is locked" in table
     shown = run("show", "bulk:7").output
     assert "failed_issues" in shown and "kind" in shown
+    watched = run("watch", "--once", "bulk:7", "--recent", "1000d").output
+    assert "bulk:7" in watched and "2/4 iss" in watched  # cut to the runner's 80 columns
 
     refused = run("show", "5", "--failures")
     assert refused.exit_code == 2

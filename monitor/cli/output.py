@@ -14,6 +14,7 @@ import click
 
 from monitor.durations import format_approx
 from monitor.palette import STATE_COLOURS, STATUS_COLOURS
+from monitor.records import ISSUE_COUNTS, issue_counts, issue_counts_text
 from monitor.states import ErrorKind, TaskKind
 from monitor.terminal import visible
 
@@ -40,30 +41,6 @@ def _result(text: str | None) -> Any:
         return json.loads(text)
     except ValueError:  # stored truncated: give it back as text
         return text
-
-
-ISSUE_COUNTS = ("total_issues", "succeeded_issues", "failed_issues", "invalid_issues")
-"""A bulk operation's per-issue counts: in its JSON objects, its CSV rows, its snapshots."""
-
-
-def issue_counts(record: Any) -> dict[str, int | None]:
-    """The per-issue counts of a bulk operation's task row or snapshot row."""
-    return {name: getattr(record, name) for name in ISSUE_COUNTS}
-
-
-def issue_counts_text(counts: dict[str, Any]) -> str | None:
-    """ "3/10 issues done, 1 failed, 2 invalid": what a bulk operation's counts say; None if
-    Jira gave none (a task, or a bulk operation not yet counted)."""
-    total, done = counts.get("total_issues"), counts.get("succeeded_issues")
-    failed, invalid = counts.get("failed_issues"), counts.get("invalid_issues")
-    if total is None and done is None and not failed and not invalid:
-        return None
-    parts = [f"{done or 0}/{'?' if total is None else total} issues done"]
-    if failed:
-        parts.append(f"{failed} failed")
-    if invalid:
-        parts.append(f"{invalid} invalid")
-    return ", ".join(parts)
 
 
 def task_json(task: Task, events: Sequence[EventRecord] | None = None) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from monitor.cli.output import (
     emit_json_list,
     emit_table,
     iso,
-    issue_counts_text,
     progress_text,
     snapshot_json,
     status_cell,
@@ -32,6 +31,7 @@ from monitor.cli.output import (
 )
 from monitor.cli.params import DURATION, LABEL
 from monitor.errors import UsageError
+from monitor.records import issue_counts_text
 from monitor.states import EventKind, TaskState, TimeoutAction
 from monitor.taskref import TaskRef
 from monitor.terminal import visible
