@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -29,6 +30,10 @@ from monitor.database import (
 from monitor.errors import EmptyDatabaseFile, NotJtmDatabase, StoreError
 from monitor.schema import METADATA, UTCDateTime
 from monitor.sqlite_path import database_name, sqlite_file, with_file
+from monitor.states import TaskKind
+from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
+from monitor.taskref import TaskRef
 
 
 def test_tables_and_migrations_agree(db_url: str) -> None:
@@ -211,6 +216,24 @@ def test_the_task_kind_migration_keeps_every_row_as_kind_task(db_url: str) -> No
         conn.execute(text("DELETE FROM tasks WHERE kind = 'task'"))
         assert conn.execute(text("SELECT count(*) FROM snapshots")).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 0
+    engine.dispose()
+
+
+def test_the_task_kind_migration_goes_back_without_bulk_operations(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    migrate(engine, "0006")
+    refs: list[TaskRef | str] = ["1", TaskRef(TaskKind.BULK, "1"), TaskRef(TaskKind.BULK, "2")]
+    Store(engine).register(refs, Registration(), datetime(2026, 3, 1, tzinfo=UTC))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_path()))
+    with transaction(engine, write=True) as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0005")
+    with transaction(engine) as conn:
+        assert list(conn.execute(text("SELECT task_id FROM tasks"))) == [("1",)]
+        assert list(conn.execute(text("SELECT task_id, kind FROM events"))) == [("1", "registered")]
+    migrate(engine, "0006")
+    assert [t.ref for t in Queries(engine).tasks(Filters())] == [TaskRef(TaskKind.TASK, "1")]
     engine.dispose()
 
 
