@@ -82,30 +82,35 @@ class Canceller:
         grace_ends = now + timedelta(seconds=self.grace_s)
         if not self.store.claim_cancel_attempt(task, now, grace_ends):
             return AttemptResult(Attempt.TAKEN)
-        context = {"task_id": task.task_id, "reason": task.cancel_reason, "attempt": number}
+        context: dict[str, object] = {
+            "task_id": task.task_id,
+            "kind": task.kind,
+            "reason": task.cancel_reason,
+            "attempt": number,
+        }
         try:
             self.cancel(task.task_id)
         except JiraError as exc:
             if not exc.transient:
                 self.store.update_cancel(
-                    task.task_id,
+                    task.ref,
                     now,
                     {"cancel_outcome": CancelOutcome.REFUSED, "cancel_next_at": None},
                     (EventKind.CANCEL_FAILED, f"attempt {number} refused: {exc}"),
                 )
-                self.log.warning("task.cancel_failed", **context, error=str(exc), final=True)
+                self._log_failed(context, exc, final=True)
                 return AttemptResult(Attempt.REFUSED, str(exc))
             retry = min(self.grace_s, TRANSIENT_RETRY_S * number)
             self.store.update_cancel(
-                task.task_id,
+                task.ref,
                 now,
                 {"cancel_next_at": now + timedelta(seconds=retry)},
                 (EventKind.CANCEL_FAILED, f"attempt {number} failed, will retry: {exc}"),
             )
-            self.log.warning("task.cancel_failed", **context, error=str(exc), final=False)
+            self._log_failed(context, exc, final=False)
             return AttemptResult(Attempt.FAILED, str(exc))
         self.store.update_cancel(
-            task.task_id,
+            task.ref,
             now,
             {},
             (EventKind.CANCEL_SENT, f"attempt {number} accepted by Jira"),
@@ -113,10 +118,16 @@ class Canceller:
         self.log.info("task.cancel_requested", **context, requested_by=task.cancel_requested_by)
         return AttemptResult(Attempt.SENT)
 
+    def _log_failed(self, context: dict[str, object], error: JiraError, *, final: bool) -> None:
+        """`task.cancel_failed`: `reason` says why it failed (Jira's refusal, or the
+        permission the account lacks); `cancel_reason` why the cancel was decided."""
+        fields = context | {"reason": str(error), "cancel_reason": context["reason"]}
+        self.log.warning("task.cancel_failed", **fields, error=str(error), final=final)
+
     def _unconfirmed(self, task: Task, now: datetime) -> None:
         detail = f"still {task.status} after {task.cancel_attempts} accepted or failed attempts"
         closed = self.store.update_cancel(
-            task.task_id,
+            task.ref,
             now,
             {"cancel_outcome": CancelOutcome.UNCONFIRMED, "cancel_next_at": None},
             (EventKind.CANCEL_UNCONFIRMED, detail),
@@ -125,6 +136,7 @@ class Canceller:
             self.log.warning(
                 "task.cancel_unconfirmed",
                 task_id=task.task_id,
+                kind=task.kind,
                 reason=task.cancel_reason,
                 attempts=task.cancel_attempts,
                 status=task.status,

@@ -3,7 +3,7 @@
 The bundled simulator plays Jira; the real daemon (`python -m monitor run`, a subprocess with a
 config file of its own) watches a handful of tasks on a temporary database. The demo reads the
 daemon's JSON log lines and tells them as a story, shows progress from the database as the CLI
-would, and ends with the table of final states.
+would, and ends with the table of final states, printed by `jtm list --all` itself.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing import Any
 
 import click
 
-from monitor.cli.output import TASK_HEADERS, emit_table, task_row
 from monitor.database import open_database
-from monitor.queries import Filters, Queries
 from monitor.simulator import Simulator, TaskScript
-from monitor.states import JiraStatus, TaskState
+from monitor.sqlite_path import file_url
+from monitor.states import JiraStatus, TaskKind, TaskState
 from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
+from monitor.taskref import TaskRef
 
 DEMO_TASKS: tuple[tuple[TaskScript, str], ...] = (
     (TaskScript("10001", queued_s=1, run_s=6, outcome="COMPLETE"), "reindex project OPS"),
@@ -47,6 +48,18 @@ DEMO_TASKS: tuple[tuple[TaskScript, str], ...] = (
         "delete project SANDBOX",
     ),
     (TaskScript("10006", queued_s=1, run_s=120, cancel_delay_s=1), "bulk edit (overruns)"),
+    (
+        TaskScript(
+            "10000",
+            kind="bulk",
+            queued_s=1,
+            run_s=10,
+            issues=40,
+            invalid_issues=2,
+            failures=(("10087", "The issue is locked"), ("10093", "Field 'Team' is required")),
+        ),
+        "bulk transition to Done",
+    ),
 )
 RUN_LIMITS = {"10006": 6.0}  # seconds: the demo's `jtm add --run 6s`
 UNKNOWN_TASK = ("10099", "a task that is not on this site")
@@ -60,7 +73,7 @@ def _config(tmp: Path, sim: Simulator, token: str) -> Path:
     config = tmp / "config.toml"
     config.write_text(
         f'[jira]\nurl = "{sim.url}"\nemail = "demo@example.com"\ntoken_file = "{token_file}"\n'
-        f'[database]\nurl = "sqlite:///{tmp / "monitor.db"}"\n'
+        f'[database]\nurl = "{file_url(tmp / "monitor.db")}"\n'
         f'[poll]\ninterval = "{POLL_EVERY}"\nmax_interval = "2s"\nconcurrency = 4\n'
         '[log]\nformat = "json"\n'
     )
@@ -74,6 +87,8 @@ def _narrate(line: str) -> None:
         return
     name = event.get("event")
     task = event.get("task_id", "")
+    if TaskKind.BULK in (event.get("kind"), event.get("task_kind")):
+        task = f"bulk:{task}"
     stamp = str(event.get("timestamp", ""))[11:19]
     if name == "daemon.started":
         text = f"daemon started (pid {event.get('pid')}), watching {event.get('tasks')} tasks"
@@ -86,7 +101,8 @@ def _narrate(line: str) -> None:
         by_monitor = " (cancelled by the monitor)" if event.get("cancelled_by_monitor") else ""
         text = click.style(
             f"task {task} finished {event.get('status')} at {event.get('progress')}% after "
-            f"{event.get('duration_s')}s and {event.get('polls')} polls{by_monitor}",
+            f"{event.get('duration_s')}s and {event.get('polls')} polls{by_monitor}"
+            + (f", {event['failed_issues']} issues failed" if event.get("failed_issues") else ""),
             fg=colour,
         )
     elif name == "task.timeout":
@@ -120,23 +136,25 @@ def run_demo(max_seconds: int = 40) -> None:
         for script, _label in DEMO_TASKS:
             sim.add_task(script)
         config = _config(tmp, sim, token)
-        store = Store(open_database(f"sqlite:///{tmp / 'monitor.db'}"))
+        store = Store(open_database(file_url(tmp / "monitor.db")))
         now = datetime.now(UTC)
         for script, label in DEMO_TASKS:
             limit = RUN_LIMITS.get(script.task_id)
-            store.register([script.task_id], Registration(label=label, run_s=limit), now)
-        store.register([UNKNOWN_TASK[0]], Registration(label=UNKNOWN_TASK[1]), now)
+            ref = TaskRef(TaskKind(script.kind), script.task_id)
+            store.register([ref], Registration(label=label, run_s=limit), now)
+        unknown = TaskRef(TaskKind.TASK, UNKNOWN_TASK[0])
+        store.register([unknown], Registration(label=UNKNOWN_TASK[1]), now)
         click.secho("jira-task-monitor demo", bold=True)
         click.echo(
-            f"A simulated Jira site runs at {sim.url}. Seven tasks are registered (as `jtm add`\n"
-            f"would; one with `--run 6s`, and one that does not exist), and the daemon\n"
-            f"(`jtm run`) polls them every {POLL_EVERY}. It logs one JSON line per event; here\n"
-            "they are, told as a story:\n"
+            f"A simulated Jira site runs at {sim.url}. Eight tasks are registered (as `jtm add`\n"
+            f"would; one with `--run 6s`, one bulk operation, and one that does not exist), and\n"
+            f"the daemon (`jtm run`) polls them every {POLL_EVERY}. It logs one JSON line per\n"
+            "event; here they are, told as a story:\n"
         )
         log_path = tmp / "daemon.log"
         with log_path.open("w") as log_out:
             daemon = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "--config", str(config), "run"],
+                _jtm(config, "run"),
                 stdout=log_out,
                 stderr=subprocess.STDOUT,
             )
@@ -148,8 +166,8 @@ def run_demo(max_seconds: int = 40) -> None:
             daemon.wait(timeout=30)
         click.echo("")
         click.secho("Final states (as `jtm list --all` shows them):", bold=True)
-        now = datetime.now(UTC)
-        emit_table(TASK_HEADERS, [task_row(t, now) for t in Queries(store.engine).tasks(Filters())])
+        # The CLI itself prints them: the demo shows the product, and stays below the CLI.
+        subprocess.run(_jtm(config, "list", "--all"), check=False)
         snapshots = Queries(store.engine).snapshot_count()
         click.echo(
             f"\n{snapshots} snapshots were recorded: one per change, not one per poll "
@@ -157,6 +175,11 @@ def run_demo(max_seconds: int = 40) -> None:
             f"{daemon.returncode}. Try it on your site: see README.md."
         )
         store.engine.dispose()
+
+
+def _jtm(config: Path, *args: str) -> list[str]:
+    """The command line of `jtm --config CONFIG ARGS...`, run by this interpreter."""
+    return [sys.executable, "-m", "monitor", "--config", str(config), *args]
 
 
 def _follow(
@@ -178,7 +201,7 @@ def _follow(
         if not watching:
             break
         if time.monotonic() >= next_table:
-            bars = "  ".join(f"{t.task_id} {_bar(t.progress)}" for t in watching)
+            bars = "  ".join(f"{t.ref} {_bar(t.progress)}" for t in watching)
             click.secho(f"  progress: {bars}", dim=True)
             next_table = time.monotonic() + 5
         time.sleep(0.25)

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from monitor.queries import FailingTask, Queries
-from monitor.records import Heartbeat
+from monitor.records import STALE_AFTER_S, Heartbeat
 from monitor.statefile import StoreTrouble, read_state_file
 from monitor.states import ErrorKind
-from monitor.store import Store
+from monitor.store.queries import FailingTask, Queries
+from monitor.taskref import TaskRef
 
-STALE_AFTER_S = 120.0
 EXAMPLE_IDS = 5
 
 
@@ -113,7 +112,7 @@ def group_trouble(failing: Sequence[FailingTask]) -> list[TroubleGroup]:
         group = groups.setdefault(kind, TroubleGroup(kind, example=task.error))
         group.count += 1
         if len(group.task_ids) < EXAMPLE_IDS:
-            group.task_ids.append(task.task_id)
+            group.task_ids.append(str(task.ref))
     order = list(ErrorKind)
     return sorted(groups.values(), key=lambda g: order.index(g.kind))
 
@@ -152,18 +151,18 @@ def with_state_files(
 
 
 def status_report(
-    store: Store, queries: Queries, now: datetime, stale_after_s: float = STALE_AFTER_S
+    queries: Queries, now: datetime, stale_after_s: float = STALE_AFTER_S
 ) -> StatusReport:
-    beats, trouble = with_state_files(store.heartbeats())
+    beats, trouble = with_state_files(queries.heartbeats())
     daemon = daemon_health(beats, now, stale_after_s)
     live = daemon.heartbeat if daemon.alive else None
     return StatusReport(
         now=now,
         daemon=daemon,
         store=None if live is None else trouble.get(live.instance),
-        counts=store.count_by_state(),
+        counts=queries.count_by_state(),
         trouble=group_trouble(queries.failing_tasks()),
-        next_poll=queries.next_poll(),
+        next_poll=_shown_next_poll(queries.next_poll()),
         schema=queries.schema_revision(),
         size_bytes=queries.database_size(),
         snapshots=queries.snapshot_count(),
@@ -182,3 +181,8 @@ def live_instances(
         if b.stopped_at is None and (now - b.heartbeat_at).total_seconds() <= stale_after_s
     ]
     return sorted(live, key=lambda b: b.heartbeat_at, reverse=True)
+
+
+def _shown_next_poll(next_poll: tuple[TaskRef, datetime] | None) -> tuple[str, datetime] | None:
+    """The task polled next as users name it (`bulk:ID` for a bulk operation), and when."""
+    return None if next_poll is None else (str(next_poll[0]), next_poll[1])

@@ -40,12 +40,13 @@ from sqlalchemy.engine import make_url
 from structlog.typing import FilteringBoundLogger
 
 from monitor.config import Settings
-from monitor.database import describe_url, sqlite_file
+from monitor.database import describe_url
 from monitor.errors import ClientClosed, StoreError
-from monitor.health import STALE_AFTER_S
 from monitor.jira import TaskInfo
+from monitor.jira.api import TaskApi
 from monitor.jira.pacing import SiteGate
-from monitor.poller import TaskApi
+from monitor.records import STALE_AFTER_S
+from monitor.sqlite_path import sqlite_file
 from monitor.store import Store
 from monitor.store.shared import (
     RETENTION,
@@ -57,6 +58,7 @@ from monitor.store.shared import (
     shared_until,
     take_turn,
 )
+from monitor.taskref import TaskRef
 
 SYNC_EVERY_S = 1.0
 """How often an instance adopts the others' pause and recounts the live instances."""
@@ -92,10 +94,10 @@ class LeasedApi:
         self._api = api
         self._leases = leases
 
-    def get_task(self, task_id: str) -> TaskInfo:
-        if not self._leases.held(task_id):
+    def get_task(self, ref: TaskRef) -> TaskInfo:
+        if not self._leases.held(ref):
             raise ClientClosed("not sent: the lease on this task ran out")
-        return self._api.get_task(task_id)
+        return self._api.get_task(ref)
 
     def cancel_task(self, task_id: str) -> None:
         self._api.cancel_task(task_id)

@@ -16,9 +16,8 @@ from click.testing import CliRunner, Result
 from monitor.cli import cli
 from monitor.cli.output import TASK_CSV_FIELDS
 from monitor.database import open_database
-from monitor.states import EventKind
-from monitor.store import EventSpec, Registration, Store
-from tests.helpers import JTM, base_env
+from monitor.store import Registration, Store
+from tests.helpers import JTM, base_env, record
 
 Run = Callable[..., Result]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -26,18 +25,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def poll(store: Store, task_id: str, at: datetime, status: str, progress: int | None) -> None:
     """Record one poll that saw `status` and `progress`, with its events, as the daemon would."""
-    task = store.get(task_id)
-    values: dict[str, object] = {"status": status, "progress": progress, "last_seen_at": at}
-    events: list[EventSpec] = [
-        (EventKind.STATUS_CHANGED, f"{task.status} -> {status}")
-        if task.status
-        else (EventKind.FIRST_SEEN, status)
-    ]
-    if status in ("COMPLETE", "FAILED", "CANCELLED", "DEAD"):
-        values |= {"state": "finished", "finished_at": at, "next_poll_at": None}
-        events.append((EventKind.FINISHED, status))
-    snapshot = {"observed_at": at, "last_seen_at": at, "status": status, "progress": progress}
-    assert store.record_poll(task, values, at, snapshot=snapshot, events=events)
+    assert record(store, task_id, at, status, progress)
 
 
 @pytest.fixture
@@ -167,7 +155,8 @@ def test_history_csv_streams_every_row(run: Run, seeded: Store) -> None:
     result = run("history", "--csv", "--limit", "0")
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert list(rows[0]) == ["task_id", "observed_at", "status", "progress", "message",
-                             "elapsed_runtime_ms", "last_seen_at"]  # fmt: skip
+                             "elapsed_runtime_ms", "last_seen_at", "kind", "total_issues",
+                             "succeeded_issues", "failed_issues", "invalid_issues"]  # fmt: skip
     assert len(rows) == 5
     assert rows[2]["progress"] == ""  # None is an empty cell
 
@@ -203,7 +192,7 @@ def test_show_timeline_filters(run: Run, seeded: Store) -> None:
         (["list", "--limit", "-1"], "-1"),
         (["history", "--status", ""], "empty"),
         (["show", "1", "--kind", "exploded"], "exploded"),
-        (["show", "1", "--csv"], "No such option"),
+        (["show", "1", "--csv"], "--csv goes with --failures"),
     ],
 )
 def test_bad_filters_are_usage_errors(

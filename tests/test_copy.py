@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from monitor.database import open_database
+from monitor.outcome import MAX_STORED_RESULT_CHARS
 from monitor.schema import EVENTS, SNAPSHOTS, TASKS
-from monitor.states import EventKind
 from monitor.store import Registration, Store
 from tests.conftest import RunCli
 from tests.databases import other_db_url_on_both  # noqa: F401 (`other_db_url`, on both databases)
+from tests.helpers import polled
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -24,16 +25,17 @@ def _fill(store: Store) -> None:
     """Tasks with a history: snapshots, events, a JSON result and one cut past its limit."""
     ids = [f"t{n}" for n in range(25)]
     store.register(ids, Registration(label="copy", run_s=3600.0), T0)
-    results = [json.dumps({"errors": {"n": n}, "ok": [1, 2]}) for n in range(25)]
-    results[3] = '{"cut": "past its limit...(truncated)'  # stored, but no longer JSON
+    results: list[object] = [{"errors": {"n": n}, "ok": [1, 2]} for n in range(25)]
+    results[3] = {"cut": "x" * (MAX_STORED_RESULT_CHARS + 10)}  # stored cut: no longer JSON
     for step in range(3):
         at = T0 + timedelta(seconds=30 * step)
-        for task, result in zip(store.due_tasks(at + timedelta(days=1), 100), results, strict=True):
-            status = "COMPLETE" if step == 2 else "RUNNING"
-            snap = {"observed_at": at, "last_seen_at": at, "status": status, "progress": step}
-            values = {"status": status, "progress": step, "result": result if step == 2 else None}
-            events = [(EventKind.STATUS_CHANGED, f"step {step}")]
-            assert store.record_poll(task, values, at, snapshot=snap, events=events)
+        tasks = store.due_tasks(at + timedelta(days=1), 100)
+        status = "COMPLETE" if step == 2 else "RUNNING"
+        outcomes = [
+            polled(task, at, status, step, result=result if step == 2 else None)
+            for task, result in zip(tasks, results, strict=True)
+        ]
+        assert all(store.record_polls(outcomes))
     store.remove(["t24"], T0 + timedelta(hours=1))
 
 
@@ -68,8 +70,7 @@ def test_db_copy_keeps_every_task_snapshot_and_event(
         store = Store(target)
         store.register(["new"], Registration(), T0)
         [task] = [t for t in store.due_tasks(T0, 100) if t.task_id == "new"]
-        snap = {"observed_at": T0, "last_seen_at": T0, "status": "RUNNING"}
-        assert store.record_poll(task, {}, T0, snapshot=snap)
+        assert store.record_polls([polled(task, T0)]) == [True]
         assert len(_rows(target)["snapshots"]) == 76
         # A target that already holds tasks is refused, and left as it was.
         before = _rows(target)

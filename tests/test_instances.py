@@ -19,18 +19,23 @@ from pathlib import Path
 
 import pytest
 import structlog
-from sqlalchemy import select
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select, text
 
 from monitor.config import DatabaseSettings, Settings
-from monitor.database import open_database
+from monitor.database import SCHEMA_HEAD, migrate, migrations_path, open_database, transaction
 from monitor.schema import SNAPSHOTS
 from monitor.sharing import Sharing
 from monitor.simulator import Fault, Simulator, TaskScript
+from monitor.states import TaskKind
 from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
 from monitor.store.shared import Claims
+from monitor.taskref import TaskRef
 from tests.conftest import SIM_EMAIL, SIM_TOKEN, RunCli
 from tests.databases import NO_SERVER, postgresql_schema, postgresql_server
-from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
+from tests.helpers import Daemon, base_env, jtm, polled, wait_for, write_config
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 INTERVAL_S = 2.0
@@ -86,6 +91,63 @@ def test_claims_hand_each_due_task_to_one_instance_until_its_lease_ends(pg_url: 
         # A lease that ran out (its instance died) leaves the task due for the others.
         again = claims.claim(engine, T0 + timedelta(seconds=30), 100)
         assert {t.task_id for t in again} == {t.task_id for t in first}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_claims_take_a_task_and_a_bulk_operation_of_one_id_apart(pg_url: str) -> None:
+    engine = open_database(pg_url)
+    try:
+        bulk = TaskRef(TaskKind.BULK, "7")
+        Store(engine).register(["7", bulk], Registration(), T0)
+        claims = Claims(lease_s=30.0, batch=1)
+        [first] = claims.claim(engine, T0, 100)
+        [second] = claims.claim(engine, T0, 100)  # the first claim leased its row alone
+        assert {first.ref, second.ref} == {TaskRef(TaskKind.TASK, "7"), bulk}
+        assert claims.leases.held(first.ref) and claims.leases.held(second.ref)
+        assert claims.claim(engine, T0, 100) == []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_status_gives_the_size_of_jtms_tables_on_postgresql(pg_url: str) -> None:
+    engine = open_database(pg_url)
+    try:
+        queries = Queries(engine)
+        empty = queries.database_size()
+        assert empty is not None and empty > 0  # the tables and their indexes
+        Store(engine).register([str(n) for n in range(2_000)], Registration(label="x" * 200), T0)
+        grown = queries.database_size()
+        assert grown is not None and grown > empty
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_the_migrations_go_down_past_the_task_kind_and_up_again_on_postgresql(
+    pg_url: str,
+) -> None:
+    engine = open_database(pg_url)
+    try:
+        store = Store(engine)
+        store.register(["1", TaskRef(TaskKind.BULK, "1")], Registration(), T0)
+        [task] = [t for t in store.due_tasks(T0, 10) if t.ref.kind == TaskKind.TASK]
+        assert store.record_polls([polled(task, T0, "COMPLETE", result={"ok": [1]})]) == [True]
+        config = Config()
+        config.set_main_option("script_location", str(migrations_path()))
+        with transaction(engine, write=True) as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0005")  # shared state, then bulk operations, go
+        migrate(engine)
+        with transaction(engine) as conn:
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD
+            assert conn.scalar(text("SELECT pg_typeof(result)::text FROM tasks")) == "jsonb"
+        assert [(t.ref, t.status) for t in Queries(engine).tasks(Filters())] == [
+            (TaskRef(TaskKind.TASK, "1"), "COMPLETE")
+        ]
+        assert json.loads(store.get("1").result or "") == {"ok": [1]}
     finally:
         engine.dispose()
 

@@ -14,11 +14,12 @@ from structlog.testing import capture_logs
 
 from monitor.config import PollSettings, TimeoutSettings
 from monitor.jira import JiraClient, TaskInfo
-from monitor.observation import GONE_AFTER_404S, UNCHANGED_BACKOFF, plan_success
+from monitor.observation import GONE_AFTER_404S, UNCHANGED_BACKOFF, observe
 from monitor.poller import DUE_BATCH, WRITE_GROUP, Poller
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import ErrorKind, EventKind, TaskState
 from monitor.store import Registration, Store
+from monitor.taskref import TaskRef, as_ref
 from tests.databases import db_url_on_both  # noqa: F401 (the `db_url` fixture, on both databases)
 from tests.helpers import events, snapshots
 
@@ -191,10 +192,10 @@ def test_a_task_whose_processing_raises_does_not_stop_the_others(
     class BuggyFor:
         """The real client, but processing task "bad" raises."""
 
-        def get_task(self, task_id: str) -> TaskInfo:
-            if task_id == "bad":
+        def get_task(self, ref: TaskRef) -> TaskInfo:
+            if ref.task_id == "bad":
                 raise RuntimeError("a bug in processing this one task")
-            return client.get_task(task_id)
+            return client.get_task(ref)
 
         def cancel_task(self, task_id: str) -> None:
             client.cancel_task(task_id)
@@ -247,11 +248,11 @@ def test_the_next_poll_is_counted_from_when_it_was_due(
     store.register(["1"], Registration(), NOW)
     poll = PollSettings(interval_s=10.0, max_interval_s=10.0, concurrency=1)
     [task] = store.due_tasks(NOW, 1)
-    info = poller.api.get_task("1")
-    late = plan_success(task, info, NOW + timedelta(seconds=3), poll)  # a late tick
-    assert late.values["next_poll_at"] == NOW + timedelta(seconds=10)
-    very_late = plan_success(task, info, NOW + timedelta(seconds=25), poll)
-    assert very_late.values["next_poll_at"] == NOW + timedelta(seconds=35)
+    info = poller.api.get_task(as_ref("1"))
+    late = observe(task, info, NOW + timedelta(seconds=3), poll)  # a late tick
+    assert late.next_poll_at == NOW + timedelta(seconds=10)
+    very_late = observe(task, info, NOW + timedelta(seconds=25), poll)
+    assert very_late.next_poll_at == NOW + timedelta(seconds=35)
 
 
 class Inline(Executor):
@@ -301,9 +302,9 @@ def test_a_task_whose_write_fails_costs_only_its_own_poll(
         """The real client, but the answer for task "bad" holds a message SQLite cannot
         store: a lone surrogate, which is no UTF-8 (the payload parser replaces them)."""
 
-        def get_task(self, task_id: str) -> TaskInfo:
-            info = client.get_task(task_id)
-            return replace(info, message="\ud800") if task_id == "bad" else info
+        def get_task(self, ref: TaskRef) -> TaskInfo:
+            info = client.get_task(ref)
+            return replace(info, message="\ud800") if ref.task_id == "bad" else info
 
         def cancel_task(self, task_id: str) -> None:
             client.cancel_task(task_id)

@@ -7,20 +7,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.errors import NotFoundError
-from monitor.queries import Filters, Queries
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
+from monitor.taskref import as_ref
 from tests.databases import db_url_on_both  # noqa: F401 (the `db_url` fixture, on both databases)
-from tests.helpers import events, snapshots
+from tests.helpers import events, polled, snapshots
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_register_then_readd_updates_options_without_duplicating(store: Store) -> None:
     first = store.register(["1", "2", "1"], Registration(label="a", run_s=60), T0)
-    assert [(r.task_id, r.outcome) for r in first] == [("1", "added"), ("2", "added")]
+    assert [(str(r.ref), r.outcome) for r in first] == [("1", "added"), ("2", "added")]
     again = store.register(["1"], Registration(stall_s=30), T0 + timedelta(minutes=1))
-    assert [(r.task_id, r.outcome) for r in again] == [("1", "updated")]
+    assert [(str(r.ref), r.outcome) for r in again] == [("1", "updated")]
     task = store.get("1")
     assert (task.label, task.limit_run_s, task.limit_stall_s) == ("a", 60, 30)
     assert task.registered_at == T0
@@ -33,7 +34,7 @@ def test_register_then_readd_updates_options_without_duplicating(store: Store) -
 
 def test_remove_keeps_history_and_readd_watches_again(store: Store) -> None:
     store.register(["7"], Registration(), T0)
-    assert store.remove(["7"], T0 + timedelta(seconds=5)) == ["7"]
+    assert store.remove(["7"], T0 + timedelta(seconds=5)) == [as_ref("7")]
     assert store.remove(["7"], T0 + timedelta(seconds=6)) == []  # already removed
     task = store.get("7")
     assert (task.state, task.next_poll_at) == (TaskState.REMOVED, None)
@@ -49,7 +50,7 @@ def test_register_one_batch_adds_updates_and_rewatches(store: Store) -> None:
     store.remove(["3"], T0 + timedelta(seconds=1))
     later = T0 + timedelta(minutes=1)
     results = store.register(["4", "1", "3", "4"], Registration(run_s=90), later)
-    assert [(r.task_id, r.outcome) for r in results] == [
+    assert [(str(r.ref), r.outcome) for r in results] == [
         ("4", "added"),
         ("1", "updated"),
         ("3", "rewatched"),
@@ -86,10 +87,9 @@ def test_due_tasks_are_the_watched_ones_whose_time_has_come(store: Store) -> Non
 def test_record_poll_is_compare_and_set(store: Store) -> None:
     store.register(["1"], Registration(), T0)
     [read] = store.due_tasks(T0, 10)
-    snap = {"observed_at": T0, "last_seen_at": T0, "status": "RUNNING", "progress": 5}
-    assert store.record_poll(read, {"status": "RUNNING"}, T0, snapshot=snap)
+    assert store.record_polls([polled(read, T0, "RUNNING", 5)])[0]
     # The same read again is stale: another writer (or instance) got there first.
-    assert not store.record_poll(read, {"status": "COMPLETE"}, T0, snapshot=snap)
+    assert not store.record_polls([polled(read, T0, "COMPLETE", 5)])[0]
     assert store.get("1").status == "RUNNING"
     assert store.get("1").polls == 1
     assert len(snapshots(store, "1")) == 1
@@ -99,7 +99,7 @@ def test_record_poll_does_not_resurrect_a_removed_task(store: Store) -> None:
     store.register(["1"], Registration(), T0)
     [read] = store.due_tasks(T0, 10)
     store.remove(["1"], T0)
-    assert not store.record_poll(read, {"status": "RUNNING"}, T0)
+    assert not store.record_polls([polled(read, T0, "RUNNING")])[0]
     assert store.get("1").state == TaskState.REMOVED
 
 
@@ -108,11 +108,10 @@ def test_touching_moves_last_seen_of_the_newest_snapshot_only(store: Store) -> N
     for i, progress in enumerate((10, 20)):
         [task] = store.due_tasks(T0 + timedelta(days=1), 10)
         at = T0 + timedelta(seconds=i)
-        snap = {"observed_at": at, "last_seen_at": at, "status": "RUNNING", "progress": progress}
-        assert store.record_poll(task, {}, at, snapshot=snap)
+        assert store.record_polls([polled(task, at, "RUNNING", progress)])[0]
     [task] = store.due_tasks(T0 + timedelta(days=1), 10)
     later = T0 + timedelta(hours=1)
-    assert store.record_poll(task, {}, later, touch_snapshot=True)
+    assert store.record_polls([polled(task, later, "RUNNING", 20)])[0]  # no change: a touch
     newest, oldest = snapshots(store, "1")
     assert (newest.progress, newest.last_seen_at) == (20, later)
     assert (oldest.progress, oldest.last_seen_at) == (10, T0)
@@ -123,8 +122,7 @@ def test_snapshots_filter_and_limit(store: Store) -> None:
     for i in range(6):
         task = store.get(str(i % 2 + 1))
         at = T0 + timedelta(minutes=i)
-        snap = {"observed_at": at, "last_seen_at": at, "status": "RUNNING", "progress": i}
-        assert store.record_poll(task, {}, at, snapshot=snap)
+        assert store.record_polls([polled(task, at, "RUNNING", i)])[0]
     assert [s.progress for s in snapshots(store)] == [5, 4, 3, 2, 1, 0]
     assert [s.progress for s in snapshots(store, "2")] == [5, 3, 1]
     assert [s.progress for s in snapshots(store, since=T0 + timedelta(minutes=4))] == [5, 4]

@@ -1,7 +1,10 @@
-"""All writes of the monitor's data, and the daemon's reads. Nothing else writes SQL.
+"""All writes of the monitor's data, and the daemon's claims. Nothing else writes SQL.
 
-`monitor.store.polls` holds the poll path's prebuilt statements; `monitor.queries` the read
-side of the CLI.
+`monitor.store.polls` holds the poll path's prebuilt statements; `monitor.store.queries` is the
+read side, which everything that only reads (`health`, `watch`, `checks`, the CLI) uses. The few
+reads on `Store` (`get`, `count_by_state`, `next_poll_at`, `heartbeats`) hand over to it, for
+the daemon, which holds a `Store`; `due_tasks` and `cancels_due` stay here, as the claims that
+the daemon's compare-and-set writes then check.
 
 Every method runs in one short transaction of its own (`database.transaction`), so no caller
 can hold a lock across a Jira call. State changes made by the daemon are compare-and-set on
@@ -22,7 +25,6 @@ from sqlalchemy import (
     Select,
     bindparam,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -31,14 +33,16 @@ from sqlalchemy import (
 
 from monitor.database import transaction
 from monitor.errors import NotFoundError
-from monitor.queries import Queries, prunable
-from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
+from monitor.outcome import EventSpec, Outcome
+from monitor.records import TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
-from monitor.store.polls import EventSpec, PollWrite, event_row, write_poll
+from monitor.store.polls import event_row, write_poll
+from monitor.store.queries import Queries, by_ref, prunable
 from monitor.store.shared import Claims
+from monitor.taskref import TaskRef, as_ref
 
-__all__ = ["EventSpec", "PollWrite", "RegisterResult", "Registration", "Store"]
+__all__ = ["EventSpec", "RegisterResult", "Registration", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +71,55 @@ class Registration:
 
 @dataclass(frozen=True, slots=True)
 class RegisterResult:
-    task_id: str
+    ref: TaskRef
     outcome: str  # "added", "updated" or "rewatched" (was removed)
 
 
 def _load_tasks(conn: Connection, stmt: Select[Any]) -> list[Task]:
     return [Task.from_row(row) for row in conn.execute(stmt)]
+
+
+def _states(conn: Connection, refs: Sequence[TaskRef]) -> dict[TaskRef, str]:
+    """The state of each of `refs` that is registered."""
+    states: dict[TaskRef, str] = {}
+    for kind in {ref.kind for ref in refs}:
+        ids = {ref.task_id for ref in refs if ref.kind == kind}
+        stmt = select(TASKS.c.task_id, TASKS.c.state).where(
+            TASKS.c.kind == kind, TASKS.c.task_id.in_(ids)
+        )
+        states |= {TaskRef(kind, row.task_id): row.state for row in conn.execute(stmt)}
+    return states
+
+
+def _registrations(refs: Sequence[TaskRef], existing: dict[TaskRef, str]) -> list[RegisterResult]:
+    """What registering `refs` does to each (once per task, in order), given the states of
+    those already registered: "added", "rewatched" (was removed) or "updated"."""
+    results = []
+    for ref in dict.fromkeys(refs):
+        state = existing.get(ref)
+        outcome = "added" if state is None else "rewatched" if state == TaskState.REMOVED else None
+        results.append(RegisterResult(ref, outcome or "updated"))
+    return results
+
+
+def _new_task_row(options: Registration, now: datetime) -> dict[str, Any]:
+    """The columns of a newly registered task, its identity aside: watched, due for a poll now."""
+    return {
+        **options.columns(only_set=False),
+        "state": TaskState.WATCHING,
+        "registered_at": now,
+        "updated_at": now,
+        "next_poll_at": now,
+        "polls": 0,
+        "consecutive_errors": 0,
+        "not_found_count": 0,
+    }
+
+
+def _register_event(result: RegisterResult, now: datetime, detail: str | None) -> dict[str, Any]:
+    if result.outcome == "added":
+        return event_row(result.ref, now, EventKind.REGISTERED, None)
+    return event_row(result.ref, now, EventKind.UPDATED, detail)
 
 
 class Store:
@@ -85,99 +132,75 @@ class Store:
     # -- registration (the CLI) ---------------------------------------------------------
 
     def register(
-        self, task_ids: Sequence[str], options: Registration, now: datetime
+        self, tasks: Sequence[TaskRef | str], options: Registration, now: datetime
     ) -> list[RegisterResult]:
         """Register new tasks or update existing ones; one transaction for the whole batch.
+
+        A plain string names a task of kind `task` (`monitor.taskref.as_ref`), here and in
+        every method that takes a task.
 
         Each kind of change is one statement executed for the whole batch (`executemany`),
         not one per ID: `jtm add -` with 10,000 IDs stays well under a second or two.
         """
-        results: list[RegisterResult] = []
         option_values = options.columns(only_set=True)
         detail = ", ".join(f"{k}={v}" for k, v in sorted(option_values.items())) or None
-        new_row = {
-            **options.columns(only_set=False),
-            "state": TaskState.WATCHING,
-            "registered_at": now,
-            "updated_at": now,
-            "next_poll_at": now,
-            "polls": 0,
-            "consecutive_errors": 0,
-            "not_found_count": 0,
-        }
+        refs = [as_ref(ref) for ref in tasks]
         with transaction(self.engine, write=True) as conn:
-            existing = {
-                row.task_id: row.state
-                for row in conn.execute(
-                    select(TASKS.c.task_id, TASKS.c.state).where(TASKS.c.task_id.in_(set(task_ids)))
-                )
+            results = _registrations(refs, _states(conn, refs))
+            keys = {
+                outcome: [
+                    {"key_kind": r.ref.kind, "key": r.ref.task_id}
+                    for r in results
+                    if r.outcome == outcome
+                ]
+                for outcome in ("updated", "rewatched")
             }
-            new_rows: list[dict[str, Any]] = []
-            updated: list[dict[str, Any]] = []
-            rewatched: list[dict[str, Any]] = []
-            events: list[dict[str, Any]] = []
-            for task_id in dict.fromkeys(task_ids):
-                state = existing.get(task_id)
-                if state is None:
-                    new_rows.append({**new_row, "task_id": task_id})
-                    events.append(event_row(task_id, now, EventKind.REGISTERED, None))
-                    results.append(RegisterResult(task_id, "added"))
-                    continue
-                if state == TaskState.REMOVED:
-                    rewatched.append({"key": task_id})
-                    results.append(RegisterResult(task_id, "rewatched"))
-                else:
-                    updated.append({"key": task_id})
-                    results.append(RegisterResult(task_id, "updated"))
-                events.append(event_row(task_id, now, EventKind.UPDATED, detail))
             values: dict[str, Any] = {**option_values, "updated_at": now}
-            by_key = TASKS.c.task_id == bindparam("key")
-            if updated:
-                conn.execute(update(TASKS).where(by_key).values(values), updated)
-            if rewatched:
+            by_key = (TASKS.c.kind == bindparam("key_kind")) & (TASKS.c.task_id == bindparam("key"))
+            if keys["updated"]:
+                conn.execute(update(TASKS).where(by_key).values(values), keys["updated"])
+            if keys["rewatched"]:
                 again = {"state": TaskState.WATCHING, "removed_at": None, "next_poll_at": now}
-                conn.execute(update(TASKS).where(by_key).values(values | again), rewatched)
-            if new_rows:
-                conn.execute(insert(TASKS), new_rows)
-            if events:
-                conn.execute(insert(EVENTS), events)
+                conn.execute(update(TASKS).where(by_key).values(values | again), keys["rewatched"])
+            if added := [r.ref for r in results if r.outcome == "added"]:
+                row = _new_task_row(options, now)
+                rows = [{**row, "kind": ref.kind, "task_id": ref.task_id} for ref in added]
+                conn.execute(insert(TASKS), rows)
+            if results:
+                conn.execute(insert(EVENTS), [_register_event(r, now, detail) for r in results])
         return results
 
-    def remove(self, task_ids: Sequence[str], now: datetime) -> list[str]:
+    def remove(self, tasks: Sequence[TaskRef | str], now: datetime) -> list[TaskRef]:
         """Stop watching; history is kept. Unknown IDs raise NotFoundError before any change."""
+        refs = [as_ref(ref) for ref in tasks]
         with transaction(self.engine, write=True) as conn:
-            known = set(
-                conn.scalars(select(TASKS.c.task_id).where(TASKS.c.task_id.in_(set(task_ids))))
-            )
-            missing = [t for t in task_ids if t not in known]
+            known = _states(conn, refs)
+            missing = [str(ref) for ref in refs if ref not in known]
             if missing:
                 raise NotFoundError(f"not registered: {', '.join(missing)}")
             removed = []
-            for task_id in dict.fromkeys(task_ids):
+            for ref in dict.fromkeys(refs):
                 result = conn.execute(
                     update(TASKS)
-                    .where(TASKS.c.task_id == task_id, TASKS.c.state != TaskState.REMOVED)
+                    .where(*by_ref(ref), TASKS.c.state != TaskState.REMOVED)
                     .values(
                         state=TaskState.REMOVED, removed_at=now, updated_at=now, next_poll_at=None
                     )
                 )
                 if result.rowcount == 1:
-                    conn.execute(insert(EVENTS).values(event_row(task_id, now, EventKind.REMOVED)))
-                    removed.append(task_id)
+                    conn.execute(insert(EVENTS).values(event_row(ref, now, EventKind.REMOVED)))
+                    removed.append(ref)
         return removed
 
     # -- reads ---------------------------------------------------------------------------
 
-    def get(self, task_id: str) -> Task:
+    def get(self, ref: TaskRef | str) -> Task:
         """One registered task (`Queries.task`); NotFoundError if it is not registered."""
-        return Queries(self.engine).task(task_id)
+        return Queries(self.engine).task(ref)
 
     def count_by_state(self) -> dict[str, int]:
-        with transaction(self.engine) as conn:
-            rows = conn.execute(
-                select(TASKS.c.state, func.count().label("n")).group_by(TASKS.c.state)
-            )
-            return {row.state: row.n for row in rows}
+        """`Queries.count_by_state`."""
+        return Queries(self.engine).count_by_state()
 
     # -- the daemon ------------------------------------------------------------------------
 
@@ -196,28 +219,12 @@ class Store:
             return _load_tasks(conn, stmt)
 
     def next_poll_at(self) -> datetime | None:
-        stmt = select(func.min(TASKS.c.next_poll_at)).where(TASKS.c.state == TaskState.WATCHING)
-        with transaction(self.engine) as conn:
-            first: datetime | None = conn.scalar(stmt)
-        return first
+        """When the next poll is due (`Queries.next_poll`); None when nothing is watched."""
+        first = Queries(self.engine).next_poll()
+        return None if first is None else first[1]
 
-    def record_poll(
-        self,
-        task: Task,
-        values: dict[str, Any],
-        now: datetime,
-        *,
-        snapshot: dict[str, Any] | None = None,
-        touch_snapshot: bool = False,
-        events: Sequence[EventSpec] = (),
-        decides_cancel: bool = False,
-    ) -> bool:
-        """Apply one poll's outcome (see `PollWrite`); False if it lost the race."""
-        write = PollWrite(task, values, snapshot, touch_snapshot, tuple(events), decides_cancel)
-        return self.record_polls([write], now)[0]
-
-    def record_polls(self, writes: Sequence[PollWrite], now: datetime) -> list[bool]:
-        """Apply polls' outcomes in one write transaction; for each, False if it lost the race.
+    def record_polls(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Write polls' outcomes in one write transaction; for each, False if it lost the race.
 
         Each write is compare-and-set on its own task: one that lost (its task was removed, or
         polled by another instance, meanwhile) is left out, and the others still go in. One
@@ -225,19 +232,20 @@ class Store:
         `BEGIN IMMEDIATE` and a `COMMIT` per poll cost about as much as the writes.
         """
         with transaction(self.engine, write=True) as conn:
-            return [write_poll(conn, write, now) for write in writes]
+            return [write_poll(conn, outcome) for outcome in outcomes]
 
     # -- cancels ---------------------------------------------------------------------------
 
-    def request_cancel(self, task_id: str, now: datetime, by: str, reason: str) -> bool:
+    def request_cancel(self, task: TaskRef | str, now: datetime, by: str, reason: str) -> bool:
         """Record a new cancel decision; False if one is already in progress (or the task is
         no longer watched). A decision that ended refused or unconfirmed may be replaced."""
+        ref = as_ref(task)
         open_again = TASKS.c.cancel_outcome.in_([CancelOutcome.REFUSED, CancelOutcome.UNCONFIRMED])
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
                 update(TASKS)
                 .where(
-                    TASKS.c.task_id == task_id,
+                    *by_ref(ref),
                     TASKS.c.state == TaskState.WATCHING,
                     or_(TASKS.c.cancel_requested_at.is_(None), open_again),
                 )
@@ -255,7 +263,7 @@ class Store:
             if result.rowcount != 1:
                 return False
             conn.execute(
-                insert(EVENTS).values(event_row(task_id, now, EventKind.CANCEL_REQUESTED, reason))
+                insert(EVENTS).values(event_row(ref, now, EventKind.CANCEL_REQUESTED, reason))
             )
         return True
 
@@ -284,7 +292,7 @@ class Store:
             result = conn.execute(
                 update(TASKS)
                 .where(
-                    TASKS.c.task_id == task.task_id,
+                    *by_ref(task.ref),
                     TASKS.c.state == TaskState.WATCHING,
                     TASKS.c.cancel_outcome.is_(None),
                     TASKS.c.cancel_attempts == task.cancel_attempts,
@@ -300,21 +308,22 @@ class Store:
 
     def update_cancel(
         self,
-        task_id: str,
+        task: TaskRef | str,
         now: datetime,
         values: dict[str, Any],
         event: EventSpec,
     ) -> bool:
         """Record what became of a cancel attempt, while its decision is still open."""
+        ref = as_ref(task)
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
                 update(TASKS)
-                .where(TASKS.c.task_id == task_id, TASKS.c.cancel_outcome.is_(None))
+                .where(*by_ref(ref), TASKS.c.cancel_outcome.is_(None))
                 .values(**values, updated_at=now)
             )
             if result.rowcount != 1:
                 return False
-            conn.execute(insert(EVENTS).values(event_row(task_id, now, *event)))
+            conn.execute(insert(EVENTS).values(event_row(ref, now, *event)))
         return True
 
     # -- heartbeat -------------------------------------------------------------------------
@@ -329,9 +338,8 @@ class Store:
                 conn.execute(insert(HEARTBEATS).values(instance=instance, **values))
 
     def heartbeats(self) -> list[Heartbeat]:
-        stmt = select(*HEARTBEAT_COLUMNS).order_by(HEARTBEATS.c.heartbeat_at.desc())
-        with transaction(self.engine) as conn:
-            return [Heartbeat.from_row(row) for row in conn.execute(stmt)]
+        """`Queries.heartbeats`."""
+        return Queries(self.engine).heartbeats()
 
     # -- retention -------------------------------------------------------------------------
 

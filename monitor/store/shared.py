@@ -1,7 +1,8 @@
 """The statements of several daemon instances sharing one PostgreSQL database.
 
 Leases. An instance does not read its due tasks, it claims them: one statement picks the due
-rows no other transaction holds (`FOR UPDATE SKIP LOCKED`) and moves their `next_poll_at` a
+rows no other transaction holds (`FOR UPDATE SKIP LOCKED`; a row is a task's key, its kind
+and ID) and moves their `next_poll_at` a
 lease ahead, so no other instance finds them due until the lease ends. The poll's own write
 then sets the real next poll. An instance that dies (SIGKILL, host lost) leaves its claimed
 tasks due again once their lease ends, and another instance polls them then. One that was
@@ -31,13 +32,15 @@ from monitor.database import transaction
 from monitor.records import TASK_COLUMNS, Task
 from monitor.schema import HEARTBEATS, SHARED_STATE, TASKS
 from monitor.states import TaskState
+from monitor.taskref import TaskRef
 
 SITE_PAUSE = "site_pause"
 RETENTION = "retention"
 
 
 class Leases:
-    """The leases this instance holds: task ID to the end of its lease (monotonic clock).
+    """The leases this instance holds: a task (its `TaskRef`, kind and ID) to the end of its
+    lease (monotonic clock).
 
     An instance stopped past its leases (SIGSTOP, a stalled network) must not then send the
     requests it had queued: another instance has claimed those tasks since. The monotonic
@@ -46,18 +49,18 @@ class Leases:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ends: dict[str, float] = {}
+        self._ends: dict[TaskRef, float] = {}
 
-    def hold(self, task_ids: list[str], until: float) -> None:
+    def hold(self, refs: list[TaskRef], until: float) -> None:
         with self._lock:
             now = time.monotonic()
             self._ends = {k: v for k, v in self._ends.items() if v > now}
-            self._ends.update(dict.fromkeys(task_ids, until))
+            self._ends.update(dict.fromkeys(refs, until))
 
-    def held(self, task_id: str) -> bool:
-        """True unless this instance claimed `task_id` and its lease has run out."""
+    def held(self, ref: TaskRef) -> bool:
+        """True unless this instance claimed `ref` and its lease has run out."""
         with self._lock:
-            end = self._ends.get(task_id)
+            end = self._ends.get(ref)
         return end is None or time.monotonic() < end
 
 
@@ -77,7 +80,7 @@ class Claims:
         due), so that its next poll is planned from that time, as on a single instance.
         """
         due = (
-            select(TASKS.c.task_id, TASKS.c.next_poll_at)
+            select(TASKS.c.kind, TASKS.c.task_id, TASKS.c.next_poll_at)
             .where(TASKS.c.state == TaskState.WATCHING, TASKS.c.next_poll_at <= now)
             .order_by(TASKS.c.next_poll_at)
             .limit(min(limit, self.batch))
@@ -87,16 +90,16 @@ class Claims:
         lease_end = now + timedelta(seconds=self.lease_s)
         stmt = (
             update(TASKS)
-            .where(TASKS.c.task_id == due.c.task_id)
+            .where(TASKS.c.kind == due.c.kind, TASKS.c.task_id == due.c.task_id)
             .values(next_poll_at=lease_end)
             .returning(*TASK_COLUMNS, due.c.next_poll_at.label("due_at"))
         )
         started = time.monotonic()
         with transaction(engine, write=True) as conn:
             rows = conn.execute(stmt).all()
-        self.leases.hold([row.task_id for row in rows], started + self.lease_s)
         tasks = [Task._make(row[:-1])._replace(next_poll_at=row[-1]) for row in rows]
-        return sorted(tasks, key=lambda t: (t.next_poll_at, t.task_id))
+        self.leases.hold([task.ref for task in tasks], started + self.lease_s)
+        return sorted(tasks, key=lambda t: (t.next_poll_at, t.kind, t.task_id))
 
 
 def shared_until(engine: Engine, name: str) -> datetime | None:

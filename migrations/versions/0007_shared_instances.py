@@ -5,9 +5,9 @@ each heartbeat row says how many polls its instance made in the last minute. On 
 task's `result` becomes `jsonb`; a stored value that is not JSON (one cut past its limit)
 becomes a JSON string of its text. SQLite keeps TEXT.
 
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-02 03:00:00.000000
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-02 04:00:00.000000
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _TO_JSONB = """
-CREATE FUNCTION pg_temp.jtm_to_jsonb(value text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+CREATE OR REPLACE FUNCTION pg_temp.jtm_to_jsonb(value text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     RETURN value::jsonb;
 EXCEPTION WHEN others THEN
@@ -48,6 +49,8 @@ def upgrade() -> None:
         op.execute(
             "ALTER TABLE tasks ALTER COLUMN result TYPE jsonb USING pg_temp.jtm_to_jsonb(result)"
         )
+        # A temporary function lives as long as the connection, which the pool keeps.
+        op.execute("DROP FUNCTION pg_temp.jtm_to_jsonb(text)")
 
 
 def downgrade() -> None:
