@@ -261,7 +261,8 @@ class Daemon:
         return scheduler
 
     def _loop(self, store: Store, scheduler: BackgroundScheduler) -> None:
-        """Until `stop`: reloads, and the heartbeat while the site is paused."""
+        """Until `stop`: reloads, the instances' sync (once a second, `Sharing.sync_if_due`),
+        and the heartbeat while the site is paused."""
         while not self.stopping.is_set():
             if self._reload_requested:
                 self._reload_requested = False
