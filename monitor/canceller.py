@@ -20,14 +20,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from structlog.typing import FilteringBoundLogger
 
 from monitor.errors import JiraError
 from monitor.logs import get_logger
+from monitor.notify.events import NotifyEvent
 from monitor.records import Task
 from monitor.states import CancelOutcome, EventKind
 from monitor.store import Store
+
+if TYPE_CHECKING:
+    from monitor.notify.router import Router
 
 MAX_ATTEMPTS = 3
 TRANSIENT_RETRY_S = 30.0
@@ -58,8 +63,10 @@ class Canceller:
         grace_s: float,
         *,
         log: FilteringBoundLogger | None = None,
+        notify: Router | None = None,
     ) -> None:
         self.store = store
+        self.notify = notify
         self.cancel = cancel
         self.grace_s = grace_s
         self.log = log or get_logger()
@@ -92,6 +99,9 @@ class Canceller:
                     now,
                     {"cancel_outcome": CancelOutcome.REFUSED, "cancel_next_at": None},
                     (EventKind.CANCEL_FAILED, f"attempt {number} refused: {exc}"),
+                    self._notices(
+                        NotifyEvent.TASK_CANCEL_FAILED, task, now, str(exc), "stopped trying"
+                    ),
                 )
                 self.log.warning("task.cancel_failed", **context, error=str(exc), final=True)
                 return AttemptResult(Attempt.REFUSED, str(exc))
@@ -120,6 +130,7 @@ class Canceller:
             now,
             {"cancel_outcome": CancelOutcome.UNCONFIRMED, "cancel_next_at": None},
             (EventKind.CANCEL_UNCONFIRMED, detail),
+            self._notices(NotifyEvent.TASK_CANCEL_UNCONFIRMED, task, now, detail, "stopped trying"),
         )
         if closed:
             self.log.warning(
@@ -129,6 +140,13 @@ class Canceller:
                 attempts=task.cancel_attempts,
                 status=task.status,
             )
+
+    def _notices(
+        self, event: NotifyEvent, task: Task, now: datetime, reason: str, action: str
+    ) -> tuple[dict[str, Any], ...]:
+        if not self.notify:
+            return ()
+        return self.notify.cancel_notices(event, task, now, reason, action)
 
 
 def _seen_since_due(task: Task) -> bool:

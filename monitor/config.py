@@ -18,13 +18,14 @@ import re
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from monitor import config_keys as keys
 from monitor.durations import format_duration
 from monitor.errors import ConfigError
+from monitor.notify.channels import Channel, parse_channels
 from monitor.states import TimeoutAction
 
 
@@ -109,6 +110,7 @@ class Settings:
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    notify: tuple[Channel, ...] = ()  # the [[notify]] channels (monitor.notify.channels)
     source: Path | None = None  # the file the settings came from; None when none was found
 
 
@@ -184,10 +186,14 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     source = find_config_path(path, env)
     raw: dict[str, keys.RawValue] = {}
+    channels: tuple[Channel, ...] = ()
     if source is not None:
-        keys.collect_file(_read_toml(source), source, raw, refused=_REFUSED_KEYS)
+        document = _read_toml(source)
+        if "notify" in document:  # an array of tables, read by monitor.notify.channels
+            channels = parse_channels(document.pop("notify"), source)
+        keys.collect_file(document, source, raw, refused=_REFUSED_KEYS)
     keys.collect_env(env, raw, reserved=RESERVED_ENV_VARS)
-    return _build(keys.Values(raw), source, env)
+    return replace(_build(keys.Values(raw), source, env), notify=channels)
 
 
 def load_token(settings: Settings, env: Mapping[str, str] | None = None) -> Secret:

@@ -66,6 +66,7 @@ from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
+from monitor.notify.service import Notifications, check_channels
 from monitor.poller import Poller, TickReport
 from monitor.retention import RETENTION_EVERY_S, apply_retention
 from monitor.statefile import StateFile, state_dir
@@ -92,12 +93,14 @@ def changed_keys(old: Settings, new: Settings) -> list[str]:
     """The config keys (`section.key`) whose values differ between `old` and `new`."""
     changed = []
     for section in fields(Settings):
-        if section.name == "source":
+        if section.name in ("source", "notify"):
             continue
         before, after = getattr(old, section.name), getattr(new, section.name)
         for item in fields(before):
             if getattr(before, item.name) != getattr(after, item.name):
                 changed.append(f"{section.name}.{item.name.removesuffix('_s')}")
+    if old.notify != new.notify:
+        changed.append("notify")
     return changed
 
 
@@ -144,6 +147,7 @@ class Daemon:
         self._pending: Runtime | None = None
         self._token: Secret | None = None
         self.backlog = Backlog(self.log)
+        self.notify: Notifications  # built once the database is open
         state = StateFile(state_dir(self.env, settings.database.url), self.instance)
         self.heartbeat = HeartbeatWriter(
             self.instance, self.started_at, self.log, self.backlog, state
@@ -171,6 +175,7 @@ class Daemon:
             if before != SCHEMA_HEAD:
                 self.log.info("database.upgraded", **{"from": before, "to": SCHEMA_HEAD})
             store = Store(engine)
+            self.notify = Notifications(settings, engine, self.log)
             self._runtime = self._build(
                 settings, self._token, SiteGate(settings.jira.max_rps), store
             )
@@ -215,6 +220,7 @@ class Daemon:
         )
         self._check_watchdog(settings)
         scheduler.start()
+        self.notify.start()
         self.notifier.ready(status_line(counts, None, None))
         try:
             while self._stop_signal is None:
@@ -227,6 +233,7 @@ class Daemon:
                     # and hit the site again at once.
                     self.watchdog.feed()
                     self.heartbeat.write_if_due(store, time.monotonic())
+                self.notify.watch(self._current().client.gate, self.backlog.state())
                 time.sleep(STOP_CHECK_S)
         finally:
             self.notifier.stopping("stopping: finishing the requests in flight")
@@ -245,6 +252,7 @@ class Daemon:
                 item.close()
                 item.client.gate.close()
             unwritten = self._last_writes(store)
+            self.notify.stop()
             counts = _counts(store) or {}
             engine.dispose()
             self.log.info(
@@ -297,6 +305,7 @@ class Daemon:
                     "restart the service to use the new value"
                 )
             token = load_token(new, self.env)
+            check_channels(new.notify)
             if token != self._token:
                 changed.append("jira.token")
             runtime = None
@@ -315,6 +324,7 @@ class Daemon:
             if stale is not None:
                 stale.close()  # built by an earlier reload and never used by a tick
         self.settings = new
+        self.notify.reload(new)
         if new.log != old.log:
             configure_logging(new.log.format, new.log.level)
         if tick_interval(new.poll) != tick_interval(old.poll):
@@ -347,6 +357,7 @@ class Daemon:
             log=self.log,
             watched_since=self.started_at,
             backlog=self.backlog,
+            notify=self.notify.router(settings),
         )
         return Runtime(settings, client, workers, poller)
 
@@ -392,6 +403,7 @@ class Daemon:
             retired.close()  # the previous tick is over: its workers are idle
         try:
             report = runtime.poller.tick(keep_going=lambda: self._stop_signal is None)
+            self.notify.wake()
             self.heartbeat.after_tick(store, report)
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.

@@ -74,6 +74,7 @@ class PollPlan:
     timeouts: tuple[Overrun, ...] = ()
     action: TimeoutAction = TimeoutAction.CANCEL
     decides_cancel: bool = False
+    notices: tuple[dict[str, Any], ...] = ()  # outbox rows written with it (monitor.notify)
 
 
 def stored_text(text: str | None, limit: int = MAX_STORED_TEXT_CHARS) -> str | None:

@@ -40,6 +40,7 @@ from monitor.errors import (
 )
 from monitor.jira import TaskInfo
 from monitor.logs import get_logger
+from monitor.notify.router import Router
 from monitor.observation import (
     JITTER,
     PollPlan,
@@ -122,6 +123,7 @@ class Poller:
         rng: random.Random | None = None,
         watched_since: datetime | None = None,
         backlog: Backlog | None = None,
+        notify: Router | None = None,
     ) -> None:
         self.store = store
         self.api = api
@@ -133,7 +135,10 @@ class Poller:
         self.watched_since = watched_since or datetime.now(UTC)
         self.backlog = Backlog(self.log) if backlog is None else backlog
         self.backlog.log_every_s = poll.interval_s
-        self.canceller = Canceller(store, api.cancel_task, timeouts.cancel_grace_s, log=self.log)
+        self.notify = notify  # decides the notifications written with each poll's events
+        self.canceller = Canceller(
+            store, api.cancel_task, timeouts.cancel_grace_s, log=self.log, notify=notify
+        )
 
     def tick(
         self, now: datetime | None = None, keep_going: Callable[[], bool] = lambda: True
@@ -320,6 +325,10 @@ class Poller:
         return self.rng.uniform(1 - JITTER, 1 + JITTER)
 
     def _plan(self, task: Task, answer: TaskInfo | JiraError, now: datetime) -> PollPlan:
+        plan = self._plan_poll(task, answer, now)
+        return self.notify.attach(task, answer, plan, now) if self.notify else plan
+
+    def _plan_poll(self, task: Task, answer: TaskInfo | JiraError, now: datetime) -> PollPlan:
         if isinstance(answer, JiraError):
             self._log_failure(task, answer)
             return plan_failure(task, answer, now, self.poll, self._jitter())
@@ -446,4 +455,5 @@ class _Polled:
             plan.touch_snapshot,
             plan.events,
             plan.decides_cancel,
+            notices=plan.notices,
         )

@@ -35,6 +35,7 @@ from monitor.queries import Queries, prunable
 from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
+from monitor.store.outbox import enqueue
 from monitor.store.polls import EventSpec, PollWrite, event_row, write_poll
 
 __all__ = ["EventSpec", "PollWrite", "RegisterResult", "Registration", "Store"]
@@ -297,8 +298,10 @@ class Store:
         now: datetime,
         values: dict[str, Any],
         event: EventSpec,
+        notices: Sequence[dict[str, Any]] = (),
     ) -> bool:
-        """Record what became of a cancel attempt, while its decision is still open."""
+        """Record what became of a cancel attempt, while its decision is still open;
+        `notices` are its outbox rows (`monitor.notify`), written in the same transaction."""
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
                 update(TASKS)
@@ -308,6 +311,8 @@ class Store:
             if result.rowcount != 1:
                 return False
             conn.execute(insert(EVENTS).values(event_row(task_id, now, *event)))
+            if notices:
+                enqueue(conn, notices)
         return True
 
     # -- heartbeat -------------------------------------------------------------------------

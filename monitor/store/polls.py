@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Update, bindparam, insert, select, update
 from monitor.records import Task
 from monitor.schema import EVENTS, SNAPSHOTS, TASKS
 from monitor.states import EventKind, TaskState
+from monitor.store.outbox import enqueue
 
 EventSpec = tuple[EventKind, str | None]
 
@@ -34,6 +35,9 @@ class PollWrite:
     A write held back while the database could not be written (`monitor.backlog`) carries
     the time of its poll in `at` (else the time of the write counts), and `polls_made` > 1
     when it stands for that many polls that changed nothing.
+
+    `notices` are outbox rows (`monitor.notify.router`): the notifications of the events it
+    records, written in the same transaction.
     """
 
     task: Task
@@ -44,6 +48,7 @@ class PollWrite:
     decides_cancel: bool = False
     at: datetime | None = None
     polls_made: int = 1
+    notices: tuple[dict[str, Any], ...] = ()
 
 
 _INSERT_SNAPSHOT = insert(SNAPSHOTS)
@@ -94,6 +99,8 @@ def write_poll(conn: Connection, write: PollWrite, now: datetime) -> bool:
     if write.events:
         rows = [event_row(task.task_id, now, kind, d) for kind, d in write.events]
         conn.execute(_INSERT_EVENTS, rows)
+    if write.notices:
+        enqueue(conn, write.notices)
     return True
 
 

@@ -1,0 +1,161 @@
+"""Deciding to notify: which channels take an event, as outbox rows written with the event.
+
+The poller and the canceller record an event (a task finished, a limit passed, a cancel
+refused, ...) in one transaction; `Router` turns the same decision into outbox rows, one per
+channel whose filter takes it, handed to that same write (`PollWrite.notices`,
+`Store.update_cancel(notices=...)`). So an event is never recorded without its notifications,
+nor notified without being recorded; the delivery itself runs later, in the background
+(`monitor.notify.delivery`). The rows are built once, at decision time: a write retried (held
+while the database could not be written) carries the same keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from monitor.jira import TaskInfo
+from monitor.notify.channels import Channel
+from monitor.notify.events import DeliveryState, Notice, NotifyEvent, delivery_key, payload
+from monitor.observation import PollPlan
+from monitor.records import Task
+from monitor.states import CancelSource, JiraStatus, TimeoutAction
+
+OutboxRow = dict[str, Any]
+
+
+class Router:
+    """Matches events to channels. `site` and `api_version` make the task links."""
+
+    def __init__(self, channels: Sequence[Channel], site: str | None, api_version: int = 3):
+        self.channels = tuple(channels)
+        self.site = site
+        self.api_version = api_version
+
+    def __bool__(self) -> bool:
+        return bool(self.channels)
+
+    def rows(self, notices: Sequence[Notice]) -> tuple[OutboxRow, ...]:
+        """The outbox rows for `notices`: one per (notice, channel that takes it)."""
+        rows: list[OutboxRow] = []
+        for notice in notices:
+            takers = [
+                c
+                for c in self.channels
+                if c.wants(notice.event, notice.status, notice.label, notice.task_id is not None)
+            ]
+            if not takers:
+                continue
+            notice = notice.with_id()  # noqa: PLW2901
+            body = json.dumps(payload(notice), ensure_ascii=False, default=str)
+            rows.extend(
+                {
+                    "key": delivery_key(notice.event_id, channel.name),
+                    "event_id": notice.event_id,
+                    "channel": channel.name,
+                    "event": str(notice.event),
+                    "task_id": notice.task_id,
+                    "payload": body,
+                    "created_at": notice.at,
+                    "state": DeliveryState.PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": notice.at,
+                }
+                for channel in takers
+            )
+        return tuple(rows)
+
+    def task_url(self, task_id: str) -> str | None:
+        if not self.site:
+            return None
+        return f"{self.site}/rest/api/{self.api_version}/task/{task_id}"
+
+    def _task_fields(self, task: Task, **fields: Any) -> dict[str, Any]:
+        return {
+            "status": task.status,
+            "progress": task.progress,
+            "message": task.message,
+            "url": self.task_url(task.task_id),
+            **fields,
+        }
+
+    # -- the poller ------------------------------------------------------------------------
+
+    def attach(self, task: Task, answer: object, plan: PollPlan, now: datetime) -> PollPlan:
+        """`plan` with the outbox rows of the events it records (finished, timeouts, gone)."""
+        if not self.channels:
+            return plan
+        notices: list[Notice] = []
+        if isinstance(answer, TaskInfo):
+            fields = self._task_fields(
+                task,
+                status=answer.status,
+                progress=answer.progress,
+                message=plan.values.get("message", task.message),
+            )
+            for overrun in plan.timeouts:
+                if plan.decides_cancel:
+                    action = "cancel requested"
+                elif plan.action == TimeoutAction.CANCEL:
+                    action = "a cancel was already decided"
+                else:
+                    action = "warned only (action = warn)"
+                detail = {
+                    "timeout_kind": str(overrun.kind),
+                    "limit_s": overrun.limit_s,
+                    "observed_s": round(overrun.observed_s, 3),
+                    "action": action,
+                }
+                notices.append(self._notice(NotifyEvent.TASK_TIMEOUT, task, now, fields | detail))
+            if plan.finished:
+                start = answer.submitted or task.registered_at
+                end = answer.finished or now
+                by_monitor = (
+                    answer.status == JiraStatus.CANCELLED
+                    and task.cancel_requested_by == CancelSource.MONITOR
+                    and task.cancel_sent_at is not None
+                )
+                timed_out = plan.values.get("timed_out", task.timed_out)
+                detail = {
+                    "duration_s": round(max((end - start).total_seconds(), 0.0), 3),
+                    "timed_out": timed_out,
+                    "cancelled_by_monitor": by_monitor,
+                    "action": (
+                        f"cancelled it (its {timed_out} limit passed)"
+                        if by_monitor
+                        else "recorded the outcome"
+                    ),
+                }
+                notice = self._notice(NotifyEvent.TASK_FINISHED, task, now, fields | detail)
+                notices.append(dataclasses.replace(notice, status=answer.status))
+        elif plan.gone is not None:
+            detail = {"reason": str(plan.gone), "action": "stopped watching it"}
+            fields = self._task_fields(task, **detail)
+            notices.append(self._notice(NotifyEvent.TASK_GONE, task, now, fields))
+        rows = self.rows(notices)
+        return dataclasses.replace(plan, notices=rows) if rows else plan
+
+    # -- the canceller -----------------------------------------------------------------------
+
+    def cancel_notices(
+        self, event: NotifyEvent, task: Task, now: datetime, reason: str | None, action: str
+    ) -> tuple[OutboxRow, ...]:
+        """The rows of a cancel that was refused or stayed unconfirmed."""
+        if not self.channels:
+            return ()
+        fields = self._task_fields(task, reason=reason, action=action)
+        return self.rows([self._notice(event, task, now, fields)])
+
+    # -- site-wide events --------------------------------------------------------------------
+
+    def site_notices(
+        self, event: NotifyEvent, now: datetime, fields: dict[str, Any]
+    ) -> tuple[OutboxRow, ...]:
+        return self.rows([Notice(event, now, fields)])
+
+    @staticmethod
+    def _notice(event: NotifyEvent, task: Task, now: datetime, fields: dict[str, Any]) -> Notice:
+        return Notice(event, now, fields, task_id=task.task_id, label=task.label)
