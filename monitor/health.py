@@ -25,6 +25,7 @@ from monitor.records import Heartbeat
 from monitor.statefile import StoreTrouble, read_state_file
 from monitor.states import ErrorKind
 from monitor.store import Store
+from monitor.store.outbox import Outbox
 
 STALE_AFTER_S = 120.0
 EXAMPLE_IDS = 5
@@ -129,6 +130,7 @@ class StatusReport:
     size_bytes: int | None
     snapshots: int
     store: StoreTrouble | None = None  # the live daemon cannot write the database
+    notifications: dict[str, int] = field(default_factory=dict)  # outbox rows: pending, failed
 
 
 def with_state_files(
@@ -166,4 +168,5 @@ def status_report(
         schema=queries.schema_revision(),
         size_bytes=queries.database_size(),
         snapshots=queries.snapshot_count(),
+        notifications=Outbox(store.engine).totals(),
     )

@@ -199,7 +199,7 @@ class ChannelSender:
         context: dict[str, Any] = {
             "channel": self.channel.name,
             "event_id": rows[0].event_id,
-            "event": message.event,
+            "notice": message.event,
             "attempts": attempt,
             "idempotency_key": key,
             "count": len(rows),

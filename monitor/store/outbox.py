@@ -149,7 +149,7 @@ class Outbox:
             conn.execute(
                 update(NOTIFICATIONS)
                 .where(_N.batch == batch, _N.state == PENDING)
-                .values(values, attempts=_N.attempts + 1)
+                .values({**values, "attempts": _N.attempts + 1})
             )
 
     def next_due_at(self, channel: str) -> datetime | None:
@@ -169,6 +169,14 @@ class Outbox:
             for row in conn.execute(stmt):
                 counts.setdefault(row.channel, {})[row.state] = row.n
         return counts
+
+    def totals(self) -> dict[str, int]:
+        """Deliveries waiting (or retrying) and given up, over every channel."""
+        totals = {PENDING: 0, FAILED: 0}
+        for states in self.counts().values():
+            for state in totals:
+                totals[state] += states.get(state, 0)
+        return totals
 
     def last_errors(self) -> dict[str, str]:
         """Each channel's most recent delivery error among rows not delivered."""
