@@ -9,11 +9,16 @@ closes the connection at once.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from monitor.simulator import Simulator
+from tests.helpers import write_config
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class Received:
 class Receiver:
     def __init__(self) -> None:
         self.mode = "ok"
+        self.delay_s = 0.0  # taken before answering (a request in flight when a daemon dies)
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         receiver = self
@@ -47,6 +53,8 @@ class Receiver:
                 while mode == "hang" and time.monotonic() < deadline:
                     time.sleep(0.02)
                     mode = receiver.mode
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 if mode == "down":
                     self.close_connection = True
                     return
@@ -94,3 +102,37 @@ class Receiver:
         self.mode = "ok"
         self.server.shutdown()
         self.server.server_close()
+
+
+def notify_config(
+    directory: Path, sim: Simulator, channels: list[dict[str, Any]], **sections: dict[str, Any]
+) -> Path:
+    """A config for the simulator with `channels` as its [[notify]] tables."""
+    from tests.conftest import SIM_EMAIL  # conftest imports this module
+
+    path = write_config(directory, sim, SIM_EMAIL, **sections)
+    lines = [path.read_text()]
+    for channel in channels:
+        lines.append("[[notify]]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in channel.items())
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def fast(name: str, url: str, **keys: Any) -> dict[str, Any]:
+    """A channel that retries quickly, as the tests need."""
+    return {
+        "name": name,
+        "url": url,
+        "timeout": "1s",
+        "retry_backoff": "100ms",
+        "retry_max_backoff": "400ms",
+        "max_per_minute": 1000,
+        **keys,
+    }
+
+
+def outbox(directory: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(directory / "monitor.db", timeout=30) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM notifications ORDER BY id")]

@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor.simulator import Simulator, TaskScript
-from tests.conftest import SIM_EMAIL, SIM_TOKEN
-from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
-from tests.receiver import Receiver
+from tests.conftest import SIM_TOKEN
+from tests.helpers import Daemon, base_env, jtm, wait_for
+from tests.receiver import Receiver, fast, notify_config, outbox
 
 pytestmark = pytest.mark.slow
 
@@ -38,45 +36,6 @@ FIELDS = {
     "title",
     "text",
 }
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    item = Receiver()
-    yield item
-    item.close()
-
-
-def notify_config(
-    directory: Path, sim: Simulator, channels: list[dict[str, Any]], **sections: dict[str, Any]
-) -> Path:
-    """A config for the simulator with `channels` as its [[notify]] tables."""
-    path = write_config(directory, sim, SIM_EMAIL, **sections)
-    lines = [path.read_text()]
-    for channel in channels:
-        lines.append("[[notify]]")
-        lines.extend(f"{key} = {json.dumps(value)}" for key, value in channel.items())
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def fast(name: str, url: str, **keys: Any) -> dict[str, Any]:
-    """A channel that retries quickly, as the tests need."""
-    return {
-        "name": name,
-        "url": url,
-        "timeout": "1s",
-        "retry_backoff": "100ms",
-        "retry_max_backoff": "400ms",
-        "max_per_minute": 1000,
-        **keys,
-    }
-
-
-def outbox(directory: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(directory / "monitor.db", timeout=30) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM notifications ORDER BY id")]
 
 
 def by_task(events: list[dict[str, Any]]) -> dict[str, list[str]]:
