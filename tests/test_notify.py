@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from monitor.config import DatabaseSettings, JiraSettings, Settings
+from monitor.jira.pacing import SiteGate
+from monitor.logs import get_logger
+from monitor.notify.channels import Channel
+from monitor.notify.service import Notifications
 from monitor.simulator import Simulator, TaskScript
+from monitor.simulator.faults import Fault
+from monitor.statefile import StoreTrouble
+from monitor.store import Store
+from monitor.store.outbox import Outbox
 from tests.conftest import SIM_TOKEN
 from tests.helpers import Daemon, base_env, jtm, wait_for
 from tests.receiver import Receiver, fast, notify_config, outbox
@@ -275,3 +285,56 @@ def test_notify_test_reports_each_channel(
     missing = jtm(config, "notify", "test", "nope", env=ENV)
     assert missing.returncode == 3
     assert "no notify channel named 'nope'" in missing.stderr
+
+
+def test_a_long_pause_of_the_site_is_announced_once(
+    sim: Simulator, receiver: Receiver, tmp_path: Path
+) -> None:
+    sim.add_task(TaskScript("901", queued_s=0, run_s=600))
+    sim.add_fault(Fault("rate_limit", retry_after="90", count=1, task_id="901"))
+    config = notify_config(tmp_path, sim, [fast("ops", receiver.url, events=["site.*"])])
+    assert jtm(config, "add", "901", env=ENV).returncode == 0
+    daemon = Daemon(config, ENV)
+    try:
+        wait_for(lambda: len(receiver.delivered()) >= 1, 30, "site.paused")
+    finally:
+        assert daemon.stop() == 0
+    (item,) = receiver.delivered()
+    event = item.event
+    assert event["event"] == "site.paused"
+    assert event["reason"] == "rate limited"
+    assert event["pause_s"] >= 60
+    assert event["kind"] is None and event["task_id"] is None
+    assert event["url"] == sim.url
+
+
+def test_a_database_that_cannot_be_written_is_announced_from_memory(
+    store: Store, receiver: Receiver, sim: Simulator
+) -> None:
+    channel = Channel(
+        "ops", receiver.url, timeout_s=1.0, retry_backoff_s=0.1, retry_max_backoff_s=0.4
+    )
+    settings = Settings(
+        database=DatabaseSettings(str(store.engine.url)),
+        jira=JiraSettings(url=sim.url, email="a@b.c"),
+        notify=(channel,),
+    )
+    notifications = Notifications(settings, store.engine, get_logger())
+    notifications.start()
+    try:
+        trouble = StoreTrouble("database or disk is full", datetime.now(UTC), 3)
+        gate = SiteGate(10)
+        notifications.watch(gate, trouble)
+        notifications.watch(gate, trouble)  # still the same outage: once
+        wait_for(lambda: len(receiver.delivered()) >= 1, 10, "store.write_failed")
+    finally:
+        notifications.stop()
+    (item,) = receiver.delivered()
+    assert item.event["event"] == "store.write_failed"
+    assert item.event["reason"] == "database or disk is full"
+    assert item.key == item.event["idempotency_key"]
+    assert outbox_rows(store) == 0  # it could not have been written
+
+
+def outbox_rows(store: Store) -> int:
+    return len(Outbox(store.engine).counts())

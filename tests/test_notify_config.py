@@ -108,6 +108,16 @@ def test_an_apprise_url_without_apprise_is_a_config_error(tmp_path: Path, config
         check=False,
     )
     assert listed.returncode == 78
+    checked = subprocess.run(
+        [*JTM, "--config", str(config), "check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert checked.returncode == 78
+    assert "FAIL  notify" in checked.stdout
+    assert SECRET not in checked.stdout + checked.stderr
 
 
 def test_an_url_apprise_does_not_know_is_refused(config: Path, run: RunCli) -> None:
