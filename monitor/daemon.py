@@ -147,7 +147,7 @@ class Daemon:
         self._pending: Runtime | None = None
         self._token: Secret | None = None
         self.backlog = Backlog(self.log)
-        self.notify: Notifications  # built once the database is open
+        self.notify: Notifications | None = None  # built once the database is open
         state = StateFile(state_dir(self.env, settings.database.url), self.instance)
         self.heartbeat = HeartbeatWriter(
             self.instance, self.started_at, self.log, self.backlog, state
@@ -175,7 +175,7 @@ class Daemon:
             if before != SCHEMA_HEAD:
                 self.log.info("database.upgraded", **{"from": before, "to": SCHEMA_HEAD})
             store = Store(engine)
-            self.notify = Notifications(settings, engine, self.log)
+            self.notify = notify = Notifications(settings, engine, self.log)
             self._runtime = self._build(
                 settings, self._token, SiteGate(settings.jira.max_rps), store
             )
@@ -220,7 +220,7 @@ class Daemon:
         )
         self._check_watchdog(settings)
         scheduler.start()
-        self.notify.start()
+        notify.start()
         self.notifier.ready(status_line(counts, None, None))
         try:
             while self._stop_signal is None:
@@ -233,7 +233,7 @@ class Daemon:
                     # and hit the site again at once.
                     self.watchdog.feed()
                     self.heartbeat.write_if_due(store, time.monotonic())
-                self.notify.watch(self._current().client.gate, self.backlog.state())
+                notify.watch(self._current().client.gate, self.backlog.state())
                 time.sleep(STOP_CHECK_S)
         finally:
             self.notifier.stopping("stopping: finishing the requests in flight")
@@ -252,7 +252,7 @@ class Daemon:
                 item.close()
                 item.client.gate.close()
             unwritten = self._last_writes(store)
-            self.notify.stop()
+            notify.stop()
             counts = _counts(store) or {}
             engine.dispose()
             self.log.info(
@@ -324,7 +324,8 @@ class Daemon:
             if stale is not None:
                 stale.close()  # built by an earlier reload and never used by a tick
         self.settings = new
-        self.notify.reload(new)
+        if self.notify is not None:
+            self.notify.reload(new)
         if new.log != old.log:
             configure_logging(new.log.format, new.log.level)
         if tick_interval(new.poll) != tick_interval(old.poll):
@@ -357,7 +358,7 @@ class Daemon:
             log=self.log,
             watched_since=self.started_at,
             backlog=self.backlog,
-            notify=self.notify.router(settings),
+            notify=None if self.notify is None else self.notify.router(settings),
         )
         return Runtime(settings, client, workers, poller)
 
@@ -403,7 +404,8 @@ class Daemon:
             retired.close()  # the previous tick is over: its workers are idle
         try:
             report = runtime.poller.tick(keep_going=lambda: self._stop_signal is None)
-            self.notify.wake()
+            if self.notify is not None:
+                self.notify.wake()
             self.heartbeat.after_tick(store, report)
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.

@@ -49,6 +49,7 @@ def test_sigkill_at_random_points_loses_no_notification(
     final = Daemon(config, ENV)
     runs.append(final)
     try:
+        final.wait_event("daemon.started")
         wait_for(
             lambda: (
                 len(rows := outbox(tmp_path)) == TASKS and all(r["state"] == "sent" for r in rows)
