@@ -84,7 +84,11 @@ def _receiver_down_then_back(
         sim.add_task(TaskScript(task_id, queued_s=0, run_s=run_s, outcome="FAILED"))
     sim.add_task(TaskScript("899", queued_s=0, run_s=outage_s + 60, message_every_pct=1))
     receiver.mode = "down"
-    channel = fast("hook", receiver.url, retry_backoff="200ms", retry_max_backoff="2s")
+    # Short waits, as many attempts as the outage takes (the defaults, 5s to 5m and 20
+    # attempts, keep trying for about 75 minutes)
+    channel = fast(
+        "hook", receiver.url, retry_backoff="200ms", retry_max_backoff="2s", max_attempts=1000
+    )
     config = notify_config(tmp_path, sim, [channel])
     assert jtm(config, "add", *ids, "899", env=ENV).returncode == 0
     daemon = Daemon(config, ENV)
