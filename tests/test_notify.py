@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -338,3 +339,23 @@ def test_a_database_that_cannot_be_written_is_announced_from_memory(
 
 def outbox_rows(store: Store) -> int:
     return len(Outbox(store.engine).counts())
+
+
+def test_a_reload_applies_new_channels(sim: Simulator, receiver: Receiver, tmp_path: Path) -> None:
+    sim.add_task(TaskScript("951", queued_s=0, run_s=600))
+    config = notify_config(tmp_path, sim, [])
+    assert jtm(config, "add", "951", env=ENV).returncode == 0
+    daemon = Daemon(config, ENV)
+    try:
+        daemon.wait_event("daemon.started")
+        notify_config(tmp_path, sim, [fast("late", receiver.url)])
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_event("daemon.reloaded")
+        sim.add_task(TaskScript("952", queued_s=0, run_s=0.2, outcome="FAILED"))
+        assert jtm(config, "add", "952", env=ENV).returncode == 0
+        wait_for(lambda: len(receiver.delivered()) >= 1, 30, "the new channel's message")
+    finally:
+        assert daemon.stop() == 0
+    assert "notify" in daemon.events("daemon.reloaded")[0]["changed"]
+    (item,) = receiver.delivered()
+    assert item.event["task_id"] == "952"
