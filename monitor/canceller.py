@@ -20,19 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
 
 from structlog.typing import FilteringBoundLogger
 
 from monitor.errors import JiraError
 from monitor.logs import get_logger
 from monitor.notify.events import NotifyEvent
+from monitor.notify.router import Router
+from monitor.outcome import OutboxRow
 from monitor.records import Task
 from monitor.states import CancelOutcome, EventKind
 from monitor.store import Store
-
-if TYPE_CHECKING:
-    from monitor.notify.router import Router
 
 MAX_ATTEMPTS = 3
 TRANSIENT_RETRY_S = 30.0
@@ -143,7 +141,7 @@ class Canceller:
 
     def _notices(
         self, event: NotifyEvent, task: Task, now: datetime, reason: str, action: str
-    ) -> tuple[dict[str, Any], ...]:
+    ) -> tuple[OutboxRow, ...]:
         if not self.notify:
             return ()
         return self.notify.cancel_notices(event, task, now, reason, action)

@@ -35,9 +35,8 @@ from monitor.health import (
     with_state_files,
 )
 from monitor.palette import STATUS_COLOURS
-from monitor.queries import Filters, Queries
 from monitor.states import JiraStatus, TaskState
-from monitor.store import Store
+from monitor.store.queries import Filters, Queries
 from monitor.terminal import visible
 
 ETA_POINTS = 20
@@ -107,7 +106,6 @@ class View:
 
 
 def load_view(
-    store: Store,
     queries: Queries,
     *,
     settings: Settings,
@@ -144,7 +142,7 @@ def load_view(
     return View(
         now=now,
         rows=rows,
-        daemon=daemon_health(with_state_files(store.heartbeats())[0], now, STALE_AFTER_S),
+        daemon=daemon_health(with_state_files(queries.heartbeats())[0], now, STALE_AFTER_S),
         next_poll_at=next_poll[1] if next_poll else None,
     )
 

@@ -16,8 +16,10 @@ from monitor.notify.delivery import ChannelSender
 from monitor.notify.events import Notice, NotifyEvent
 from monitor.notify.router import Router
 from monitor.notify.transport import DeliveryError, Message
-from monitor.store import Store
+from monitor.outcome import Happened
+from monitor.store import Registration, Store
 from monitor.store.outbox import Outbox
+from tests.helpers import polled
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -134,3 +136,31 @@ def test_a_down_channel_does_not_stop_another(store: Store, down: bool) -> None:
     sender.step(T0)
     assert len(second.sent) == 1
     assert outbox.counts()["other"] == {"sent": 1}
+
+
+def test_a_polls_notices_ride_on_its_outcome_and_commit_with_its_events(store: Store) -> None:
+    """The router fills the typed outcome's `notices`; the store writes them in the poll's
+    transaction, and not at all when the poll loses its race. An outcome with notices is
+    never merged into a held chain of plain ones (`Outcome.plain`)."""
+    store.register(["1"], Registration(), T0)
+    router = Router([Channel("hook", "json://127.0.0.1:9/")], "https://example.atlassian.net")
+    task = store.get("1")
+    outcome = router.attach(polled(task, T0, "COMPLETE", 100))
+    assert outcome.happened == Happened.FINISHED
+    assert [row["event"] for row in outcome.notices] == ["task.finished"]
+    assert not outcome.plain  # never merged away with the polls held before it
+    stale = router.attach(polled(task, T0, "FAILED", 100))  # the same task, as read before
+    assert store.record_polls([outcome, stale]) == [True, False]
+    outbox = Outbox(store.engine)
+    assert outbox.counts() == {"hook": {"pending": 1}}
+    pending = outbox.unclaimed_due("hook", T0, 10)
+    assert [row.key for row in pending] == [outcome.notices[0]["key"]]
+    assert json.loads(pending[0].payload)["status"] == "COMPLETE"
+
+
+def test_an_outcome_without_channels_has_no_notices(store: Store) -> None:
+    store.register(["1"], Registration(), T0)
+    outcome = polled(store.get("1"), T0, "COMPLETE", 100)
+    assert Router([], None).attach(outcome) is outcome
+    assert store.record_polls([outcome]) == [True]
+    assert Outbox(store.engine).counts() == {}

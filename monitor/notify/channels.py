@@ -20,11 +20,11 @@ import importlib.util
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from monitor.config_keys import duration, integer
+from monitor.config_keys import duration, integer, key, key_name, key_spec, required_key
 from monitor.errors import ConfigError
 from monitor.notify.events import NotifyEvent
 from monitor.states import JiraStatus
@@ -33,34 +33,69 @@ EXEC_PREFIX = "exec:"
 APPRISE_EXTRA = "jira-task-monitor[apprise]"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-_KEYS = (
-    "name",
-    "url",
-    "events",
-    "statuses",
-    "labels",
-    "max_per_minute",
-    "timeout",
-    "retry_backoff",
-    "retry_max_backoff",
-    "max_attempts",
-)
+
+
+def _names(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError("expected a list of strings")
+    return tuple(v.strip() for v in value)
+
+
+def _channel_name(value: object) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError("1 to 64 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _channel_url(value: object) -> str:
+    """An Apprise URL or `exec:COMMAND` (its message never quotes the URL: see `Channel`)."""
+    url = value.strip() if isinstance(value, str) else ""
+    if url.startswith(EXEC_PREFIX):
+        try:
+            argv = shlex.split(url[len(EXEC_PREFIX) :])
+        except ValueError as exc:
+            raise ValueError(f"bad exec: command ({exc})") from None
+        if not argv:
+            raise ValueError("exec: names no command")
+    elif not _SCHEME.match(url):
+        raise ValueError("not an Apprise URL (scheme://...) or exec:COMMAND")
+    return url
+
+
+def _events(value: object) -> tuple[str, ...]:
+    events = _names(value)
+    known = [str(e) for e in NotifyEvent]
+    for pattern in events:
+        if not any(fnmatch.fnmatchcase(event, pattern) for event in known):
+            raise ValueError(f"{pattern!r} matches no event (events: {', '.join(known)})")
+    return events
+
+
+def _statuses(value: object) -> tuple[str, ...]:
+    statuses = tuple(s.upper() for s in _names(value))
+    for status in statuses:
+        if status not in {str(s) for s in JiraStatus}:
+            raise ValueError(f"{status!r} is not a Jira status")
+    return statuses
 
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """One `[[notify]]` table, validated."""
+    """One `[[notify]]` table, validated. Its keys are its fields (declared once, as the
+    sections' are in `monitor.settings`: a key's name is the field's less its `_s`)."""
 
-    name: str
-    url: str = field(repr=False)  # may hold a secret: see `shown_url`
-    events: tuple[str, ...] = ("*",)
-    statuses: tuple[str, ...] = ()  # empty: any
-    labels: tuple[str, ...] = ()  # empty: any
-    max_per_minute: int = 20
-    timeout_s: float = 10.0
-    retry_backoff_s: float = 5.0
-    retry_max_backoff_s: float = 300.0
-    max_attempts: int = 20
+    name: str = required_key(_channel_name)
+    url: str = required_key(_channel_url, shown=False)  # may hold a secret: see `shown_url`
+    events: tuple[str, ...] = key(("*",), _events)
+    statuses: tuple[str, ...] = key((), _statuses)  # empty: any
+    labels: tuple[str, ...] = key((), _names)  # empty: any
+    max_per_minute: int = key(20, integer(1, 10_000), "int")
+    timeout_s: float = key(10.0, duration(), "duration")
+    retry_backoff_s: float = key(5.0, duration(), "duration")
+    retry_max_backoff_s: float = key(300.0, duration(), "duration")
+    max_attempts: int = key(20, integer(1, 1000), "int")
 
     @property
     def is_exec(self) -> bool:
@@ -123,72 +158,27 @@ def parse_channels(tables: object, source: Path) -> tuple[Channel, ...]:
 
 
 def _channel(table: dict[str, Any], where: str) -> Channel:
-    for key in table:
-        if key not in _KEYS:
-            raise ConfigError(f"unknown key notify.{key} in {where}")
-    name = table.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ConfigError(
-            f"notify.name in {where}: required, 1 to 64 letters, digits, '.', '_' or '-'"
-        )
+    declared = {key_name(item): item for item in fields(Channel)}
+    for name in table:
+        if name not in declared:
+            raise ConfigError(f"unknown key notify.{name} in {where}")
+    name = _take(table, declared.pop("name"), where)
     where = f"channel {name!r} ({where})"
-    url = table.get("url")
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigError(f"notify.url in {where}: required (an Apprise URL or exec:COMMAND)")
-    url = url.strip()
-    if url.startswith(EXEC_PREFIX):
-        try:
-            argv = shlex.split(url[len(EXEC_PREFIX) :])
-        except ValueError as exc:
-            raise ConfigError(f"notify.url in {where}: bad exec: command ({exc})") from None
-        if not argv:
-            raise ConfigError(f"notify.url in {where}: exec: names no command")
-    elif not _SCHEME.match(url):
-        raise ConfigError(f"notify.url in {where}: not an Apprise URL (scheme://...) or exec:")
-    defaults = Channel(name, url)
-    events = _names(table, "events", where, defaults.events)
-    known = [str(e) for e in NotifyEvent]
-    for pattern in events:
-        if not any(fnmatch.fnmatchcase(event, pattern) for event in known):
-            raise ConfigError(
-                f"notify.events = {pattern!r} in {where}: matches no event "
-                f"(events: {', '.join(known)})"
-            )
-    statuses = tuple(s.upper() for s in _names(table, "statuses", where, ()))
-    for status in statuses:
-        if status not in {str(s) for s in JiraStatus}:
-            raise ConfigError(f"notify.statuses = {status!r} in {where}: not a Jira status")
-    return Channel(
-        name=name,
-        url=url,
-        events=events,
-        statuses=statuses,
-        labels=_names(table, "labels", where, ()),
-        max_per_minute=_value(table, "max_per_minute", where, integer(1, 10_000), 20),
-        timeout_s=_value(table, "timeout", where, duration(), defaults.timeout_s),
-        retry_backoff_s=_value(table, "retry_backoff", where, duration(), 5.0),
-        retry_max_backoff_s=_value(table, "retry_max_backoff", where, duration(), 300.0),
-        max_attempts=_value(table, "max_attempts", where, integer(1, 1000), 20),
-    )
+    found = {item.name: _take(table, item, where) for item in declared.values()}
+    return Channel(name=name, **found)
 
 
-def _names(
-    table: dict[str, Any], key: str, where: str, default: tuple[str, ...]
-) -> tuple[str, ...]:
-    value = table.get(key)
-    if value is None:
-        return default
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ConfigError(f"notify.{key} in {where}: expected a list of strings")
-    return tuple(v.strip() for v in value)
-
-
-def _value(table: dict[str, Any], key: str, where: str, convert: Any, default: Any) -> Any:
-    if key not in table:
-        return default
+def _take(table: dict[str, Any], item: Field[Any], where: str) -> Any:
+    """The value of `item`'s key in `table`, converted; its default if absent. The error
+    quotes the value unless the field is one never shown (the URL)."""
+    name = key_name(item)
+    if name not in table:
+        if item.default is MISSING:
+            raise ConfigError(f"notify.{name} in {where}: required")
+        return item.default
+    value = table[name]
     try:
-        return convert(table[key])
+        return key_spec(item).convert(value)
     except ValueError as exc:
-        raise ConfigError(f"notify.{key} = {table[key]!r} in {where}: {exc}") from None
+        shown = f" = {value!r}" if item.repr else ""
+        raise ConfigError(f"notify.{name}{shown} in {where}: {exc}") from None

@@ -2,11 +2,13 @@
 
 The poller and the canceller record an event (a task finished, a limit passed, a cancel
 refused, ...) in one transaction; `Router` turns the same decision into outbox rows, one per
-channel whose filter takes it, handed to that same write (`PollWrite.notices`,
-`Store.update_cancel(notices=...)`). So an event is never recorded without its notifications,
-nor notified without being recorded; the delivery itself runs later, in the background
-(`monitor.notify.delivery`). The rows are built once, at decision time: a write retried (held
-while the database could not be written) carries the same keys.
+channel whose filter takes it, handed to that same write: a poll's ride on its typed
+outcome (`attach` sets `Outcome.notices`, which `monitor.store.polls` inserts with the
+poll's events), a cancel's go to `Store.update_cancel(notices=...)`. So an event is never
+recorded without its notifications, nor notified without being recorded; the delivery
+itself runs later, in the background (`monitor.notify.delivery`). The rows are built once,
+at decision time: a write retried (held while the database could not be written) carries
+the same keys.
 """
 
 from __future__ import annotations
@@ -17,14 +19,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor.jira import TaskInfo
 from monitor.notify.channels import Channel
 from monitor.notify.events import DeliveryState, Notice, NotifyEvent, delivery_key, payload
-from monitor.observation import PollPlan
+from monitor.outcome import Happened, OutboxRow, Outcome
 from monitor.records import Task
 from monitor.states import CancelSource, JiraStatus, TimeoutAction
-
-OutboxRow = dict[str, Any]
 
 
 class Router:
@@ -84,22 +83,23 @@ class Router:
 
     # -- the poller ------------------------------------------------------------------------
 
-    def attach(self, task: Task, answer: object, plan: PollPlan, now: datetime) -> PollPlan:
-        """`plan` with the outbox rows of the events it records (finished, timeouts, gone)."""
+    def attach(self, outcome: Outcome) -> Outcome:
+        """`outcome` with the outbox rows of the events it records (finished, timeouts,
+        gone), in `Outcome.notices`: `monitor.store.polls` writes them with it."""
         if not self.channels:
-            return plan
+            return outcome
+        task, now = outcome.task, outcome.at
         notices: list[Notice] = []
-        if isinstance(answer, TaskInfo):
+        seen, timeouts = outcome.seen, outcome.timeouts
+        if seen is not None:
+            info = seen.info
             fields = self._task_fields(
-                task,
-                status=answer.status,
-                progress=answer.progress,
-                message=plan.values.get("message", task.message),
+                task, status=info.status, progress=info.progress, message=seen.message
             )
-            for overrun in plan.timeouts:
-                if plan.decides_cancel:
+            for overrun in timeouts.passed if timeouts is not None else ():
+                if outcome.decides_cancel:
                     action = "cancel requested"
-                elif plan.action == TimeoutAction.CANCEL:
+                elif timeouts is not None and timeouts.action == TimeoutAction.CANCEL:
                     action = "a cancel was already decided"
                 else:
                     action = "warned only (action = warn)"
@@ -110,15 +110,17 @@ class Router:
                     "action": action,
                 }
                 notices.append(self._notice(NotifyEvent.TASK_TIMEOUT, task, now, fields | detail))
-            if plan.finished:
-                start = answer.submitted or task.registered_at
-                end = answer.finished or now
+            if outcome.happened == Happened.FINISHED:
+                start = info.submitted or task.registered_at
+                end = info.finished or now
                 by_monitor = (
-                    answer.status == JiraStatus.CANCELLED
+                    info.status == JiraStatus.CANCELLED
                     and task.cancel_requested_by == CancelSource.MONITOR
                     and task.cancel_sent_at is not None
                 )
-                timed_out = plan.values.get("timed_out", task.timed_out)
+                timed_out = task.timed_out
+                if timeouts is not None and timeouts.timed_out is not None:
+                    timed_out = timeouts.timed_out
                 detail = {
                     "duration_s": round(max((end - start).total_seconds(), 0.0), 3),
                     "timed_out": timed_out,
@@ -130,13 +132,13 @@ class Router:
                     ),
                 }
                 notice = self._notice(NotifyEvent.TASK_FINISHED, task, now, fields | detail)
-                notices.append(dataclasses.replace(notice, status=answer.status))
-        elif plan.gone is not None:
-            detail = {"reason": str(plan.gone), "action": "stopped watching it"}
+                notices.append(dataclasses.replace(notice, status=info.status))
+        elif outcome.failure is not None and outcome.failure.gone is not None:
+            detail = {"reason": str(outcome.failure.gone), "action": "stopped watching it"}
             fields = self._task_fields(task, **detail)
             notices.append(self._notice(NotifyEvent.TASK_GONE, task, now, fields))
         rows = self.rows(notices)
-        return dataclasses.replace(plan, notices=rows) if rows else plan
+        return dataclasses.replace(outcome, notices=rows) if rows else outcome
 
     # -- the canceller -----------------------------------------------------------------------
 

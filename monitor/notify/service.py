@@ -24,9 +24,9 @@ from monitor.notify.delivery import Delivery
 from monitor.notify.events import Notice, NotifyEvent
 from monitor.notify.router import Router
 from monitor.notify.transport import DeliveryError, apprise_plugin
-from monitor.queries import Queries
 from monitor.statefile import StoreTrouble
 from monitor.store.outbox import Outbox
+from monitor.store.queries import Queries
 
 LONG_PAUSE_S = 60.0
 """A pause of the whole site at least this long is worth a message (`site.paused`)."""

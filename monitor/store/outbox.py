@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from monitor.database import transaction
 from monitor.schema import NOTIFICATIONS
+from monitor.store.queries import Queries
 
 _N = NOTIFICATIONS.c
 PENDING, SENT, FAILED = "pending", "sent", "failed"  # monitor.notify.events.DeliveryState
@@ -172,11 +173,7 @@ class Outbox:
 
     def totals(self) -> dict[str, int]:
         """Deliveries waiting (or retrying) and given up, over every channel."""
-        totals = {PENDING: 0, FAILED: 0}
-        for states in self.counts().values():
-            for state in totals:
-                totals[state] += states.get(state, 0)
-        return totals
+        return Queries(self.engine).notification_totals()
 
     def last_errors(self) -> dict[str, str]:
         """Each channel's most recent delivery error among rows not delivered."""

@@ -31,8 +31,9 @@ from sqlalchemy import (
 
 from monitor.database import current_revision, transaction
 from monitor.errors import NotFoundError
-from monitor.records import TASK_COLUMNS, Task
-from monitor.schema import EVENTS, SNAPSHOTS, TASKS
+from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
+from monitor.schema import EVENTS, HEARTBEATS, NOTIFICATIONS, SNAPSHOTS, TASKS
+from monitor.sqlite_path import database_name
 from monitor.states import TaskState
 
 
@@ -260,6 +261,18 @@ class Queries:
                 for row in conn.execute(stmt)
             ]
 
+    def count_by_state(self) -> dict[str, int]:
+        """How many tasks are in each `TaskState`; a state no task is in is left out."""
+        stmt = select(TASKS.c.state, func.count().label("n")).group_by(TASKS.c.state)
+        with transaction(self.engine) as conn:
+            return {row.state: row.n for row in conn.execute(stmt)}
+
+    def heartbeats(self) -> list[Heartbeat]:
+        """Every daemon instance's heartbeat, the latest first."""
+        stmt = select(*HEARTBEAT_COLUMNS).order_by(HEARTBEATS.c.heartbeat_at.desc())
+        with transaction(self.engine) as conn:
+            return [Heartbeat.from_row(row) for row in conn.execute(stmt)]
+
     def next_poll(self) -> tuple[str, datetime] | None:
         """The watched task polled next, and when."""
         stmt = (
@@ -276,6 +289,15 @@ class Queries:
         with transaction(self.engine) as conn:
             return int(conn.scalar(select(func.count()).select_from(SNAPSHOTS)) or 0)
 
+    def notification_totals(self) -> dict[str, int]:
+        """Notification deliveries waiting (or retrying) and given up, over every channel."""
+        state = NOTIFICATIONS.c.state
+        stmt = select(state, func.count()).where(state.in_(("pending", "failed"))).group_by(state)
+        totals = {"pending": 0, "failed": 0}
+        with transaction(self.engine) as conn:
+            totals.update({str(name): int(count) for name, count in conn.execute(stmt)})
+        return totals
+
     def prunable_snapshots(self, older_than: datetime) -> int:
         """How many snapshots `Store.prune_snapshots(older_than)` would delete."""
         stmt = select(func.count()).select_from(SNAPSHOTS).where(prunable(older_than))
@@ -288,9 +310,8 @@ class Queries:
 
     def database_size(self) -> int | None:
         """Bytes on disk of a SQLite database, its write-ahead log included; None otherwise."""
-        url = self.engine.url
-        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        if (name := database_name(self.engine.url)) is None:
             return None
-        path = Path(str(url.database))
+        path = Path(name)
         sizes = [p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()]
         return sum(sizes) if sizes else None
