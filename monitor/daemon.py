@@ -67,6 +67,7 @@ from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
+from monitor.notify.service import Notifications
 from monitor.pollreport import TickReport
 from monitor.reload import reread
 from monitor.retention import RETENTION_EVERY_S, apply_retention
@@ -115,6 +116,7 @@ class Daemon:
         self._build: Builder | None = None
         self._token: Secret | None = None
         self.backlog = Backlog(self.log)
+        self.notify: Notifications | None = None  # built with the database (`_start`)
         state = StateFile(state_dir(self.env, settings.database.url), self.instance)
         self.heartbeat = HeartbeatWriter(
             self.instance, self.started_at, self.log, self.backlog, state
@@ -151,7 +153,9 @@ class Daemon:
     def install(self, store: Store, token: Secret, gate: SiteGate) -> Runtime:
         """Build the first runtime from the daemon's settings and use it (the start does
         this; so can a test that drives `tick` itself)."""
-        self._build = Builder(store, self.heartbeat, self.backlog, self.log, self.started_at)
+        self._build = Builder(
+            store, self.heartbeat, self.backlog, self.log, self.started_at, self.notify
+        )
         self._runtime, self._gate = self._build(self.settings, token, gate), gate
         return self._runtime
 
@@ -170,6 +174,7 @@ class Daemon:
             if before != SCHEMA_HEAD:
                 self.log.info("database.upgraded", **{"from": before, "to": SCHEMA_HEAD})
             store = Store(engine)
+            self.notify = Notifications(settings, engine, self.log)
             runtime = self.install(store, self._token, SiteGate(settings.jira.max_rps))
             self._check_credentials(runtime.client)
         except BaseException:
@@ -190,6 +195,8 @@ class Daemon:
         )
         self._check_watchdog(settings)
         scheduler.start()
+        if self.notify is not None:
+            self.notify.start()
         self.notifier.ready(status_line(counts, None, None))
         return store, scheduler
 
@@ -228,6 +235,8 @@ class Daemon:
                 # and hit the site again at once.
                 self.watchdog.feed()
                 self.heartbeat.write_if_due(store, time.monotonic())
+            if self.notify is not None:
+                self.notify.watch(self.runtime.client.gate, self.backlog.state())
             self.stopping.wait(STOP_CHECK_S)
 
     def _stop(self, store: Store, scheduler: BackgroundScheduler) -> None:
@@ -247,6 +256,8 @@ class Daemon:
                 item.close()
                 item.client.gate.close()
         unwritten = self.last_writes(store)
+        if self.notify is not None:
+            self.notify.stop()
         counts = _counts(store) or {}
         store.engine.dispose()
         self.log.info(
@@ -295,6 +306,8 @@ class Daemon:
         for form in credential_forms(new.jira, token):
             register_secret(form)
         self._token, self.settings = token, new
+        if self.notify is not None:
+            self.notify.reload(new)
         if runtime is not None and (stale := self._pending.exchange(runtime)) is not None:
             stale.close()  # built by an earlier reload and never used by a tick
         if new.log != old.log:
@@ -351,6 +364,8 @@ class Daemon:
         runtime = self._swap_in()
         try:
             report = runtime.poller.tick(keep_going=self._keep_going)
+            if self.notify is not None:
+                self.notify.wake()
             self.heartbeat.after_tick(store, report)
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.

@@ -129,6 +129,7 @@ class StatusReport:
     size_bytes: int | None
     snapshots: int
     store: StoreTrouble | None = None  # the live daemon cannot write the database
+    notifications: dict[str, int] = field(default_factory=dict)  # outbox rows: pending, failed
 
 
 def with_state_files(
@@ -166,6 +167,7 @@ def status_report(
         schema=queries.schema_revision(),
         size_bytes=queries.database_size(),
         snapshots=queries.snapshot_count(),
+        notifications=queries.notification_totals(),
     )
 
 

@@ -22,6 +22,7 @@ from monitor.config import Secret, Settings
 from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
+from monitor.notify.service import Notifications
 from monitor.poller import Poller
 from monitor.store import Store
 
@@ -54,6 +55,7 @@ class Builder:
     backlog: Backlog
     log: FilteringBoundLogger
     watched_since: datetime
+    notify: Notifications | None = None  # None: a daemon without notifications (tests)
 
     def __call__(self, settings: Settings, token: Secret, gate: SiteGate) -> Runtime:
         concurrency = settings.poll.concurrency
@@ -68,6 +70,7 @@ class Builder:
             log=self.log,
             watched_since=self.watched_since,
             backlog=self.backlog,
+            notify=None if self.notify is None else self.notify.router(settings),
         )
         return Runtime(settings, client, workers, poller)
 
