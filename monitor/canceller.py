@@ -25,6 +25,9 @@ from structlog.typing import FilteringBoundLogger
 
 from monitor.errors import JiraError
 from monitor.logs import get_logger
+from monitor.notify.events import NotifyEvent
+from monitor.notify.router import Router
+from monitor.outcome import OutboxRow
 from monitor.records import Task
 from monitor.states import CancelOutcome, EventKind
 from monitor.store import Store
@@ -58,8 +61,10 @@ class Canceller:
         grace_s: float,
         *,
         log: FilteringBoundLogger | None = None,
+        notify: Router | None = None,
     ) -> None:
         self.store = store
+        self.notify = notify
         self.cancel = cancel
         self.grace_s = grace_s
         self.log = log or get_logger()
@@ -97,6 +102,9 @@ class Canceller:
                     now,
                     {"cancel_outcome": CancelOutcome.REFUSED, "cancel_next_at": None},
                     (EventKind.CANCEL_FAILED, f"attempt {number} refused: {exc}"),
+                    self._notices(
+                        NotifyEvent.TASK_CANCEL_FAILED, task, now, str(exc), "stopped trying"
+                    ),
                 )
                 self._log_failed(context, exc, final=True)
                 return AttemptResult(Attempt.REFUSED, str(exc))
@@ -131,6 +139,7 @@ class Canceller:
             now,
             {"cancel_outcome": CancelOutcome.UNCONFIRMED, "cancel_next_at": None},
             (EventKind.CANCEL_UNCONFIRMED, detail),
+            self._notices(NotifyEvent.TASK_CANCEL_UNCONFIRMED, task, now, detail, "stopped trying"),
         )
         if closed:
             self.log.warning(
@@ -141,6 +150,13 @@ class Canceller:
                 attempts=task.cancel_attempts,
                 status=task.status,
             )
+
+    def _notices(
+        self, event: NotifyEvent, task: Task, now: datetime, reason: str, action: str
+    ) -> tuple[OutboxRow, ...]:
+        if not self.notify:
+            return ()
+        return self.notify.cancel_notices(event, task, now, reason, action)
 
 
 def _seen_since_due(task: Task) -> bool:

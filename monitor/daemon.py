@@ -80,6 +80,7 @@ from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
+from monitor.notify.service import Notifications
 from monitor.pollreport import TickReport
 from monitor.reload import reread
 from monitor.retention import RETENTION_EVERY_S, apply_retention
@@ -134,6 +135,7 @@ class Daemon:
         """This instance's part in sharing a PostgreSQL database with others (None: alone)."""
         self._sole: IO[bytes] | None = None  # on SQLite, the lock that keeps others off
         self.backlog = Backlog(self.log)
+        self.notify: Notifications | None = None  # built with the database (`_start`)
         state = StateFile(state_dir(self.env, settings.database.url), self.instance)
         self.heartbeat = HeartbeatWriter(
             self.instance, self.started_at, self.log, self.backlog, state
@@ -174,7 +176,15 @@ class Daemon:
         """Build the first runtime from the daemon's settings and use it (the start does
         this; so can a test that drives `tick` itself)."""
         guard = None if self.sharing is None else self.sharing.guard
-        self._build = Builder(store, self.heartbeat, self.backlog, self.log, self.started_at, guard)
+        self._build = Builder(
+            store,
+            self.heartbeat,
+            self.backlog,
+            self.log,
+            self.started_at,
+            guard=guard,
+            notify=self.notify,
+        )
         self._runtime, self._gate = self._build(self.settings, token, gate), gate
         return self._runtime
 
@@ -196,6 +206,7 @@ class Daemon:
             store = Store(engine)
             if is_shared(settings):
                 self.sharing = Sharing(store, self.instance, settings, self.log)
+            self.notify = Notifications(settings, engine, self.log)
             runtime = self.install(store, self._token, SiteGate(settings.jira.max_rps))
             if self.sharing is not None:
                 self.sharing.start(runtime.client.gate, lambda: self.heartbeat.write(store))
@@ -218,6 +229,8 @@ class Daemon:
         )
         self._check_watchdog(settings)
         scheduler.start()
+        if self.notify is not None:
+            self.notify.start()
         self.notifier.ready(status_line(counts, None, None))
         return store, scheduler
 
@@ -275,6 +288,8 @@ class Daemon:
                 # and hit the site again at once.
                 self.watchdog.feed()
                 self.heartbeat.write_if_due(store, time.monotonic())
+            if self.notify is not None:
+                self.notify.watch(self.runtime.client.gate, self.backlog.state())
             self.stopping.wait(STOP_CHECK_S)
 
     def _stop(self, store: Store, scheduler: BackgroundScheduler) -> None:
@@ -294,6 +309,8 @@ class Daemon:
                 item.close()
                 item.client.gate.close()
         unwritten = self.last_writes(store)
+        if self.notify is not None:
+            self.notify.stop()
         counts = _counts(store) or {}
         store.engine.dispose()
         self.log.info(
@@ -342,6 +359,8 @@ class Daemon:
         for form in credential_forms(new.jira, token):
             register_secret(form)
         self._token, self.settings = token, new
+        if self.notify is not None:
+            self.notify.reload(new)
         if runtime is not None and (stale := self._pending.exchange(runtime)) is not None:
             stale.close()  # built by an earlier reload and never used by a tick
         if new.log != old.log:
@@ -404,6 +423,8 @@ class Daemon:
         runtime = self._swap_in()
         try:
             report = runtime.poller.tick(keep_going=self._keep_going)
+            if self.notify is not None:
+                self.notify.wake()
             self.heartbeat.after_tick(store, report)
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.

@@ -45,7 +45,7 @@ from monitor.errors import (
 from monitor.postgresql import is_postgresql, migration_lock, require_driver
 from monitor.sqlite_path import database_name, sqlite_file
 
-SCHEMA_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+SCHEMA_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 BUSY_TIMEOUT_MS = 30_000
 

@@ -129,6 +129,7 @@ class StatusReport:
     snapshots: int
     store: StoreTrouble | None = None  # the live daemon cannot write the database
     instances: list[Heartbeat] = field(default_factory=list)  # live ones, newest beat first
+    notifications: dict[str, int] = field(default_factory=dict)  # outbox rows: pending, failed
 
 
 def with_state_files(
@@ -167,6 +168,7 @@ def status_report(
         size_bytes=queries.database_size(),
         snapshots=queries.snapshot_count(),
         instances=live_instances(beats, now, stale_after_s),
+        notifications=queries.notification_totals(),
     )
 
 

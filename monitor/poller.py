@@ -33,6 +33,7 @@ from monitor.errors import ClientClosed, JiraError, StoreUnavailable
 from monitor.jira import TaskInfo
 from monitor.jira.api import TaskApi
 from monitor.logs import get_logger
+from monitor.notify.router import Router
 from monitor.observation import JITTER, observe, observe_failure
 from monitor.outcome import Outcome
 from monitor.pollreport import TickReport, log_failure, report_poll
@@ -81,6 +82,7 @@ class Poller:
         rng: random.Random | None = None,
         watched_since: datetime | None = None,
         backlog: Backlog | None = None,
+        notify: Router | None = None,
     ) -> None:
         self.store = store
         self.api = api
@@ -92,7 +94,10 @@ class Poller:
         self.watched_since = watched_since or datetime.now(UTC)
         self.backlog = Backlog(self.log) if backlog is None else backlog
         self.backlog.log_every_s = poll.interval_s
-        self.canceller = Canceller(store, api.cancel_task, timeouts.cancel_grace_s, log=self.log)
+        self.notify = notify  # decides the notifications written with each poll's events
+        self.canceller = Canceller(
+            store, api.cancel_task, timeouts.cancel_grace_s, log=self.log, notify=notify
+        )
 
     def tick(
         self, now: datetime | None = None, keep_going: Callable[[], bool] = lambda: True
@@ -199,7 +204,7 @@ class Poller:
             return None
         try:
             if isinstance(answer, TaskInfo):
-                return observe(
+                outcome = observe(
                     task,
                     answer,
                     now,
@@ -208,9 +213,11 @@ class Poller:
                     watched_since=self.watched_since,
                     jitter=self._jitter(),
                 )
-            outcome = observe_failure(task, answer, now, self.poll, self._jitter())
-            log_failure(self.log, outcome)
-            return outcome
+            else:
+                outcome = observe_failure(task, answer, now, self.poll, self._jitter())
+                log_failure(self.log, outcome)
+            # The notifications of its events, decided now and written with them.
+            return self.notify.attach(outcome) if self.notify else outcome
         except Exception as exc:
             self._isolate(task, exc, now, report)
             return None

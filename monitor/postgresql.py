@@ -20,6 +20,10 @@ from monitor.errors import StoreError
 MIGRATION_LOCK = 0x6A746D_0001
 """The advisory lock held by the transaction that migrates the schema ("jtm" 1)."""
 
+NOTIFY_LOCKS = 0x6A746D02
+"""The class of the advisory locks a channel's sender holds while it sends ("jtm" 2): the
+two-key form, the second key a hash of the channel's name."""
+
 EXTRA_HINT = "pip install 'jira-task-monitor[postgresql]'"
 
 
@@ -49,3 +53,23 @@ def migration_lock(conn: Connection) -> None:
     reads in READ COMMITTED see what the first committed) and has nothing to do.
     """
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+
+
+def try_channel_lock(conn: Connection, channel: str) -> bool:
+    """Take the session lock of `channel`'s sender on `conn` if no other session holds it.
+
+    Held until `release_channel_lock` or the session's end: an instance that dies mid-send
+    frees the channel at once for the others, which re-send its claimed batch.
+    """
+    taken = conn.scalar(
+        text("SELECT pg_try_advisory_lock(:cls, hashtext(:channel))"),
+        {"cls": NOTIFY_LOCKS, "channel": channel},
+    )
+    return bool(taken)
+
+
+def release_channel_lock(conn: Connection, channel: str) -> None:
+    conn.execute(
+        text("SELECT pg_advisory_unlock(:cls, hashtext(:channel))"),
+        {"cls": NOTIFY_LOCKS, "channel": channel},
+    )

@@ -24,6 +24,7 @@ from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.api import TaskApi
 from monitor.jira.pacing import SiteGate
+from monitor.notify.service import Notifications
 from monitor.poller import Poller
 from monitor.store import Store
 
@@ -60,6 +61,7 @@ class Builder:
     log: FilteringBoundLogger
     watched_since: datetime
     guard: Callable[[TaskApi], TaskApi] | None = None
+    notify: Notifications | None = None  # None: a daemon without notifications (tests)
 
     def __call__(self, settings: Settings, token: Secret, gate: SiteGate) -> Runtime:
         concurrency = settings.poll.concurrency
@@ -75,6 +77,7 @@ class Builder:
             log=self.log,
             watched_since=self.watched_since,
             backlog=self.backlog,
+            notify=None if self.notify is None else self.notify.router(settings),
         )
         return Runtime(settings, client, workers, poller)
 

@@ -273,3 +273,29 @@ SHARED_STATE = Table(
     Column("until_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# The notifications outbox (`monitor.notify`): one row per (event, channel), written in the
+# same transaction as the event it announces, then delivered in the background. `key` is the
+# delivery's idempotency key; `batch` the key of the message it goes out in (its own, or the
+# first row's of a grouped message), set before the first attempt so that a retry after a
+# crash sends the same message under the same key.
+NOTIFICATIONS = Table(
+    "notifications",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("event_id", String(64), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("task_id", String(64)),
+    Column("task_kind", String(8)),  # a TaskKind, with task_id
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # a DeliveryState
+    Column("batch", String(64)),
+    Column("attempts", Integer, default=0, server_default="0", nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime),
+    Index(None, "channel", "state", "next_attempt_at"),
+)

@@ -49,6 +49,13 @@ class TaskRef(NamedTuple):
     def __str__(self) -> str:
         return self.task_id if self.kind == TaskKind.TASK else BULK_PREFIX + self.task_id
 
+    def api_path(self, api_version: int) -> str:
+        """Where Jira reports it, below the site: `/rest/api/{2|3}/task/ID`, or
+        `/rest/api/3/bulk/queue/ID` for a bulk operation (which has no v2)."""
+        if self.kind == TaskKind.BULK:
+            return f"/rest/api/3/bulk/queue/{self.task_id}"
+        return f"/rest/api/{api_version}/task/{self.task_id}"
+
 
 def parse_task_ref(text: str, site: str | None = None, *, bulk: bool = False) -> TaskRef:
     """A task reference from a bare ID, `bulk:ID`, or a task or bulk-queue URL.

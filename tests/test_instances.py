@@ -139,7 +139,7 @@ def test_the_migrations_go_down_past_the_task_kind_and_up_again_on_postgresql(
         config.set_main_option("script_location", str(migrations_path()))
         with transaction(engine, write=True) as conn:
             config.attributes["connection"] = conn
-            command.downgrade(config, "0005")  # shared state, then bulk operations, go
+            command.downgrade(config, "0005")  # shared state, the outbox, bulk operations go
         migrate(engine)
         with transaction(engine) as conn:
             assert conn.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD

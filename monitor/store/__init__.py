@@ -33,10 +33,11 @@ from sqlalchemy import (
 
 from monitor.database import transaction
 from monitor.errors import NotFoundError
-from monitor.outcome import EventSpec, Outcome
+from monitor.outcome import EventSpec, OutboxRow, Outcome
 from monitor.records import TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
+from monitor.store.outbox import enqueue
 from monitor.store.polls import event_row, write_poll
 from monitor.store.queries import Queries, by_ref, prunable
 from monitor.store.shared import Claims
@@ -312,8 +313,10 @@ class Store:
         now: datetime,
         values: dict[str, Any],
         event: EventSpec,
+        notices: Sequence[OutboxRow] = (),
     ) -> bool:
-        """Record what became of a cancel attempt, while its decision is still open."""
+        """Record what became of a cancel attempt, while its decision is still open;
+        `notices` are its outbox rows (`monitor.notify`), written in the same transaction."""
         ref = as_ref(task)
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
@@ -324,6 +327,8 @@ class Store:
             if result.rowcount != 1:
                 return False
             conn.execute(insert(EVENTS).values(event_row(ref, now, *event)))
+            if notices:
+                enqueue(conn, notices)
         return True
 
     # -- heartbeat -------------------------------------------------------------------------

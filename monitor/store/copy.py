@@ -1,6 +1,7 @@
 """`jtm db copy`: a database copied whole into another, typically SQLite into PostgreSQL.
 
-Every task, snapshot and event goes across with its ID, in one write transaction on the
+Every task, snapshot and event, and the notifications outbox (what was sent, what is still to
+send), goes across with its ID, in one write transaction on the
 target: a copy that fails leaves the target as empty as it was. The source is read in one
 transaction too (REPEATABLE READ on PostgreSQL), so a daemon writing meanwhile cannot make
 the copy see an event whose task it has not. Heartbeats and the shared state are not copied:
@@ -13,9 +14,9 @@ from sqlalchemy import Connection, Engine, Table, func, insert, select, text
 
 from monitor.database import describe_url, transaction
 from monitor.errors import OperationFailed
-from monitor.schema import EVENTS, SNAPSHOTS, TASKS
+from monitor.schema import EVENTS, NOTIFICATIONS, SNAPSHOTS, TASKS
 
-COPIED: tuple[Table, ...] = (TASKS, SNAPSHOTS, EVENTS)
+COPIED: tuple[Table, ...] = (TASKS, SNAPSHOTS, EVENTS, NOTIFICATIONS)
 """In the order their foreign keys need."""
 
 BATCH = 1000
@@ -37,7 +38,7 @@ def copy_database(source: Engine, target: Engine) -> dict[str, int]:
         for table in COPIED:
             copied[table.name] = _copy_table(reader, writer, table)
         if writer.dialect.name == "postgresql":
-            for table in (SNAPSHOTS, EVENTS):
+            for table in (SNAPSHOTS, EVENTS, NOTIFICATIONS):
                 _restart_sequence(writer, table)
     return copied
 

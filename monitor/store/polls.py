@@ -19,6 +19,7 @@ from monitor.jira import TaskInfo
 from monitor.outcome import EventSpec, Happened, Outcome, json_result, stored_text
 from monitor.schema import EVENTS, SNAPSHOTS, TASKS
 from monitor.states import CancelSource, EventKind, TaskState
+from monitor.store.outbox import enqueue
 from monitor.taskref import TaskRef
 
 __all__ = ["EventSpec", "columns", "event_row", "write_poll"]
@@ -169,7 +170,8 @@ def _poll_update(names: tuple[str, ...], decides_cancel: bool) -> Update:
 def write_poll(conn: Connection, outcome: Outcome) -> bool:
     """Write one poll's outcome in the caller's transaction, at the time of its poll; False
     if it lost the race (its task removed, polled by another instance, or cancelled by hand
-    meanwhile, when the outcome decides a cancel)."""
+    meanwhile, when the outcome decides a cancel). Its notifications (`Outcome.notices`)
+    go into the outbox with its events, or not at all."""
     task, at = outcome.base, outcome.at
     params = {**columns(outcome), "polls": task.polls + outcome.polls, "updated_at": at}
     statement = _poll_update(tuple(sorted(params)), outcome.decides_cancel)
@@ -184,6 +186,9 @@ def write_poll(conn: Connection, outcome: Outcome) -> bool:
     if outcome.events:
         rows = [event_row(task.ref, at, kind, d) for kind, d in outcome.events]
         conn.execute(_INSERT_EVENTS, rows)
+    notices = [row for one in (*outcome.follows, outcome) for row in one.notices]
+    if notices:  # the notifications of those events, committed with them (monitor.notify)
+        enqueue(conn, notices)
     return True
 
 

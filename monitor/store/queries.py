@@ -34,7 +34,7 @@ from sqlalchemy import (
 from monitor.database import current_revision, transaction
 from monitor.errors import NotFoundError
 from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
-from monitor.schema import EVENTS, HEARTBEATS, METADATA, SNAPSHOTS, TASKS
+from monitor.schema import EVENTS, HEARTBEATS, METADATA, NOTIFICATIONS, SNAPSHOTS, TASKS
 from monitor.sqlite_path import database_name
 from monitor.states import TaskKind, TaskState
 from monitor.taskref import BULK_PREFIX, TaskRef, as_ref
@@ -341,6 +341,15 @@ class Queries:
     def snapshot_count(self) -> int:
         with transaction(self.engine) as conn:
             return int(conn.scalar(select(func.count()).select_from(SNAPSHOTS)) or 0)
+
+    def notification_totals(self) -> dict[str, int]:
+        """Notification deliveries waiting (or retrying) and given up, over every channel."""
+        state = NOTIFICATIONS.c.state
+        stmt = select(state, func.count()).where(state.in_(("pending", "failed"))).group_by(state)
+        totals = {"pending": 0, "failed": 0}
+        with transaction(self.engine) as conn:
+            totals.update({str(name): int(count) for name, count in conn.execute(stmt)})
+        return totals
 
     def prunable_snapshots(self, older_than: datetime) -> int:
         """How many snapshots `Store.prune_snapshots(older_than)` would delete."""

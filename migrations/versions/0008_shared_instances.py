@@ -5,8 +5,8 @@ each heartbeat row says how many polls its instance made in the last minute. On 
 task's `result` becomes `jsonb`; a stored value that is not JSON (one cut past its limit)
 becomes a JSON string of its text. SQLite keeps TEXT.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02 04:00:00.000000
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
