@@ -25,6 +25,7 @@ from structlog.typing import FilteringBoundLogger
 
 from monitor.errors import JiraError
 from monitor.logs import get_logger
+from monitor.metrics.hooks import NO_TELEMETRY, CancelResult, Telemetry
 from monitor.records import Task
 from monitor.states import CancelOutcome, EventKind
 from monitor.store import Store
@@ -58,7 +59,9 @@ class Canceller:
         grace_s: float,
         *,
         log: FilteringBoundLogger | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
+        self.telemetry = telemetry
         self.store = store
         self.cancel = cancel
         self.grace_s = grace_s
@@ -72,8 +75,11 @@ class Canceller:
                 continue  # verdicts and retries wait for a poll that saw the task still going
             if task.cancel_attempts >= MAX_ATTEMPTS:
                 self._unconfirmed(task, now)
-            elif self.attempt(task, now).kind is Attempt.SENT:
-                sent += 1
+            else:
+                kind = self.attempt(task, now).kind
+                if kind is not Attempt.TAKEN:
+                    self.telemetry.cancel(CancelResult(str(kind)))
+                sent += kind is Attempt.SENT
         return sent
 
     def attempt(self, task: Task, now: datetime) -> AttemptResult:
@@ -122,6 +128,7 @@ class Canceller:
             (EventKind.CANCEL_UNCONFIRMED, detail),
         )
         if closed:
+            self.telemetry.cancel(CancelResult.UNCONFIRMED)
             self.log.warning(
                 "task.cancel_unconfirmed",
                 task_id=task.task_id,

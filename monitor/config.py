@@ -25,6 +25,7 @@ from typing import Any, Literal
 from monitor import config_keys as keys
 from monitor.durations import format_duration
 from monitor.errors import ConfigError
+from monitor.metrics.address import ListenAddress
 from monitor.states import TimeoutAction
 
 
@@ -102,6 +103,12 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    listen: ListenAddress | None = None  # None: no endpoint
+    per_task: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     jira: JiraSettings = field(default_factory=JiraSettings)
@@ -109,6 +116,7 @@ class Settings:
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: Path | None = None  # the file the settings came from; None when none was found
 
 
@@ -418,6 +426,10 @@ def _build(values: keys.Values, source: Path | None, env: Mapping[str, str]) -> 
         log=LogSettings(
             format=values.take("log.format", keys.one_of(keys.FORMATS), LogSettings().format),
             level=values.take("log.level", keys.one_of(keys.LEVELS), LogSettings().level),
+        ),
+        metrics=MetricsSettings(
+            listen=values.take("metrics.listen", keys.optional(keys.listen_address), None),
+            per_task=values.take("metrics.per_task", keys.boolean, False),
         ),
         source=source,
     )

@@ -44,6 +44,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerThreadPool
@@ -66,6 +67,7 @@ from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
+from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
 from monitor.poller import Poller, TickReport
 from monitor.retention import RETENTION_EVERY_S, apply_retention
 from monitor.statefile import StateFile, state_dir
@@ -73,12 +75,16 @@ from monitor.states import TaskState
 from monitor.store import Store
 from monitor.systemd import Notifier, Watchdog, counts_text, status_line
 
+if TYPE_CHECKING:
+    from monitor.metrics.endpoint import Endpoint
+
 TICK_MIN_S = 0.25
 TICK_MAX_S = 5.0
 STOP_CHECK_S = 0.2
 
-RESTART_ONLY_KEYS = ("jira.url", "database.url")
-"""Keys a reload refuses to change: the daemon's site and database are fixed for its life."""
+RESTART_ONLY_KEYS = ("jira.url", "database.url", "metrics.listen")
+"""Keys a reload refuses to change: the daemon's site, database and metrics address are fixed
+for its life."""
 
 _HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -143,7 +149,9 @@ class Daemon:
         self._runtime: Runtime | None = None
         self._pending: Runtime | None = None
         self._token: Secret | None = None
-        self.backlog = Backlog(self.log)
+        self.endpoint = _metrics_endpoint(settings)
+        self.telemetry: Telemetry = self.endpoint.recorder if self.endpoint else NO_TELEMETRY
+        self.backlog = Backlog(self.log, telemetry=self.telemetry)
         state = StateFile(state_dir(self.env, settings.database.url), self.instance)
         self.heartbeat = HeartbeatWriter(
             self.instance, self.started_at, self.log, self.backlog, state
@@ -171,13 +179,15 @@ class Daemon:
             if before != SCHEMA_HEAD:
                 self.log.info("database.upgraded", **{"from": before, "to": SCHEMA_HEAD})
             store = Store(engine)
-            self._runtime = self._build(
-                settings, self._token, SiteGate(settings.jira.max_rps), store
-            )
+            if self.endpoint is not None:
+                self.endpoint.start(engine, lambda: self.settings)
+            self._runtime = self._build(settings, self._token, self._new_gate(settings), store)
             self._check_credentials(self._runtime.client)
         except BaseException:
             if self._runtime is not None:
                 self._runtime.close()
+            if self.endpoint is not None:
+                self.endpoint.close()
             engine.dispose()
             raise
         scheduler = BackgroundScheduler(
@@ -246,6 +256,8 @@ class Daemon:
                 item.client.gate.close()
             unwritten = self._last_writes(store)
             counts = _counts(store) or {}
+            if self.endpoint is not None:
+                self.endpoint.close()
             engine.dispose()
             self.log.info(
                 "daemon.stopped",
@@ -332,11 +344,16 @@ class Daemon:
             newest = self._pending or self._runtime
         assert newest is not None
         gate = newest.client.gate
-        return gate if gate.max_rps == settings.jira.max_rps else SiteGate(settings.jira.max_rps)
+        return gate if gate.max_rps == settings.jira.max_rps else self._new_gate(settings)
+
+    def _new_gate(self, settings: Settings) -> SiteGate:
+        return SiteGate(settings.jira.max_rps, telemetry=self.telemetry)
 
     def _build(self, settings: Settings, token: Secret, gate: SiteGate, store: Store) -> Runtime:
         concurrency = settings.poll.concurrency
-        client = JiraClient(settings.jira, token, pool_size=concurrency, gate=gate)
+        client = JiraClient(
+            settings.jira, token, pool_size=concurrency, gate=gate, telemetry=self.telemetry
+        )
         workers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jtm-poll")
         poller = Poller(
             store,
@@ -347,6 +364,7 @@ class Daemon:
             log=self.log,
             watched_since=self.started_at,
             backlog=self.backlog,
+            telemetry=self.telemetry,
         )
         return Runtime(settings, client, workers, poller)
 
@@ -390,9 +408,11 @@ class Daemon:
         runtime = self._current()
         if retired is not None:
             retired.close()  # the previous tick is over: its workers are idle
+        started = time.perf_counter()
         try:
             report = runtime.poller.tick(keep_going=lambda: self._stop_signal is None)
             self.heartbeat.after_tick(store, report)
+            self.telemetry.tick(time.perf_counter() - started, datetime.now(UTC))
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.
             self.log.exception("daemon.tick_failed")
@@ -420,6 +440,16 @@ class Daemon:
     def _report_status(self, store: Store, report: TickReport) -> None:
         trouble = self.backlog.state()
         self.notifier.status(status_line(_counts(store), report, datetime.now(UTC), trouble))
+
+
+def _metrics_endpoint(settings: Settings) -> Endpoint | None:
+    """The metrics endpoint if `[metrics] listen` is set; the metrics library is imported only
+    then."""
+    if settings.metrics.listen is None:
+        return None
+    from monitor.metrics.endpoint import Endpoint
+
+    return Endpoint(settings.metrics.listen)
 
 
 def _counts(store: Store) -> dict[str, int] | None:

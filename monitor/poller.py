@@ -40,6 +40,7 @@ from monitor.errors import (
 )
 from monitor.jira import TaskInfo
 from monitor.logs import get_logger
+from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
 from monitor.observation import (
     JITTER,
     PollPlan,
@@ -108,6 +109,7 @@ class Poller:
     `watched_since` is when this continuous run of observation began (the daemon's start):
     the monitor's own downtime before it never counts as a stall. `backlog` holds outcomes
     that could not be written yet; the daemon hands the same one to each poller it builds.
+    `telemetry` is told each recorded poll's outcome (`monitor.metrics`).
     """
 
     def __init__(
@@ -122,8 +124,10 @@ class Poller:
         rng: random.Random | None = None,
         watched_since: datetime | None = None,
         backlog: Backlog | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry
         self.api = api
         self.poll = poll
         self.timeouts = timeouts
@@ -133,7 +137,9 @@ class Poller:
         self.watched_since = watched_since or datetime.now(UTC)
         self.backlog = Backlog(self.log) if backlog is None else backlog
         self.backlog.log_every_s = poll.interval_s
-        self.canceller = Canceller(store, api.cancel_task, timeouts.cancel_grace_s, log=self.log)
+        self.canceller = Canceller(
+            store, api.cancel_task, timeouts.cancel_grace_s, log=self.log, telemetry=telemetry
+        )
 
     def tick(
         self, now: datetime | None = None, keep_going: Callable[[], bool] = lambda: True
@@ -345,6 +351,7 @@ class Poller:
         if not written:
             report.skipped += 1  # removed by the CLI, or polled by another instance meanwhile
             return
+        self.telemetry.polled(task, answer, plan, now)
         if isinstance(answer, JiraError):
             report.failed += 1
             if plan.gone is not None:
