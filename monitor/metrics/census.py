@@ -1,10 +1,12 @@
 """The gauges read from the database at each scrape: what the tasks are, not what happened.
 
 The database is the truth about the tasks (the CLI registers and removes them too), so the
-daemon keeps no count of its own: one grouped query per scrape reads tasks per kind, state and
-Jira status, with the oldest watched task's start and the oldest progress among running tasks.
-`jtm metrics` reads the same. With `[metrics] per_task`, a second query reads the watched tasks
-for the per-task series, at most `PER_TASK_MAX` of them (the ones registered first).
+daemon keeps no count of its own. A scrape reads, in one read transaction, tasks per state and
+Jira status (one grouped query, with the oldest watched task's start) and the RUNNING tasks'
+last observations, whose stall is worked out with the daemon's own arithmetic
+(`monitor.deadlines`, as `jtm watch` does). `jtm metrics` reads the same. With `[metrics]
+per_task`, a further query reads the watched tasks for the per-task series, at most
+`PER_TASK_MAX` of them (the ones registered first).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from sqlalchemy import Engine, func, select
 
 from monitor.config import Settings
 from monitor.database import transaction
+from monitor.deadlines import ages, stored_facts
 from monitor.errors import MonitorError
 from monitor.metrics.names import TASK_KIND, status_label
-from monitor.records import Task
+from monitor.records import TASK_COLUMNS, Task
 from monitor.schema import TASKS
-from monitor.states import JiraStatus, TaskState
+from monitor.states import JiraStatus, TaskState, TimeoutKind
 from monitor.watch import nearest_limit
 
 PER_TASK_MAX = 500
@@ -33,29 +36,38 @@ one scrape can add, whatever is registered."""
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """The tasks of one kind, state and Jira status."""
+    """The tasks of one state and Jira status."""
 
     state: str
     status: str | None
     count: int
     oldest_start: datetime | None  # Jira's submitted, else the registration
-    oldest_change: datetime | None  # the monitor last saw progress, message or lastUpdate move
 
 
-def read_groups(engine: Engine) -> list[Group]:
-    """The one query of a scrape: tasks grouped by state and status."""
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What a scrape reads: the groups, and the RUNNING tasks (for the longest stall)."""
+
+    groups: list[Group]
+    running: list[Task]
+
+
+def read_tally(engine: Engine) -> Tally:
     started = func.min(func.coalesce(TASKS.c.jira_submitted_at, TASKS.c.registered_at))
-    changed = func.min(func.coalesce(TASKS.c.last_change_at, TASKS.c.first_seen_at))
-    query = select(TASKS.c.state, TASKS.c.status, func.count(), started, changed).group_by(
+    grouped = select(TASKS.c.state, TASKS.c.status, func.count(), started).group_by(
         TASKS.c.state, TASKS.c.status
     )
+    running = select(*TASK_COLUMNS).where(
+        TASKS.c.state == TaskState.WATCHING, TASKS.c.status == JiraStatus.RUNNING
+    )
     with transaction(engine) as conn:
-        return [Group(*row) for row in conn.execute(query)]
+        groups = [Group(*row) for row in conn.execute(grouped)]
+        return Tally(groups, [Task.from_row(row) for row in conn.execute(running)])
 
 
 def read_watched(engine: Engine, limit: int = PER_TASK_MAX) -> list[Task]:
     query = (
-        select(TASKS)
+        select(*TASK_COLUMNS)
         .where(TASKS.c.state == TaskState.WATCHING)
         .order_by(TASKS.c.registered_at, TASKS.c.task_id)
         .limit(limit)
@@ -64,8 +76,18 @@ def read_watched(engine: Engine, limit: int = PER_TASK_MAX) -> list[Task]:
         return [Task.from_row(row) for row in conn.execute(query)]
 
 
-def task_families(groups: list[Group], now: datetime) -> list[Metric]:
-    """`jtm_tasks`, the oldest watched task's age and the longest stall, from `groups`."""
+def longest_stall(running: list[Task], now: datetime) -> float:
+    """The longest stall among `running`, as the `stall` limit measures it; 0 if none."""
+    stalls = [0.0]
+    for task in running:
+        facts = stored_facts(task)
+        if facts is not None:
+            stalls.append(ages(facts, now).get(TimeoutKind.STALL, 0.0))
+    return max(stalls)
+
+
+def task_families(tally: Tally, now: datetime) -> list[Metric]:
+    """`jtm_tasks`, the oldest watched task's age and the longest stall."""
     tasks = GaugeMetricFamily(
         "jtm_tasks",
         "Registered tasks by kind, the monitor's state and Jira's status (OTHER: a status "
@@ -73,17 +95,14 @@ def task_families(groups: list[Group], now: datetime) -> list[Metric]:
         labels=["kind", "state", "status"],
     )
     counts: dict[tuple[str, str], int] = {}
-    oldest: datetime | None = None
-    stalled: datetime | None = None
-    for group in groups:
+    starts = [
+        group.oldest_start
+        for group in tally.groups
+        if group.state == TaskState.WATCHING and group.oldest_start is not None
+    ]
+    for group in tally.groups:
         key = (group.state, status_label(group.status))
         counts[key] = counts.get(key, 0) + group.count
-        if group.state != TaskState.WATCHING:
-            continue
-        if group.oldest_start is not None and (oldest is None or group.oldest_start < oldest):
-            oldest = group.oldest_start
-        if group.status == JiraStatus.RUNNING and group.oldest_change is not None:
-            stalled = group.oldest_change
     for (state, status), count in sorted(counts.items()):
         tasks.add_metric([TASK_KIND, state, status], count)
     age = GaugeMetricFamily(
@@ -92,14 +111,14 @@ def task_families(groups: list[Group], now: datetime) -> list[Metric]:
         "when none is watched.",
         labels=["kind"],
     )
-    age.add_metric([TASK_KIND], _since(oldest, now))
+    age.add_metric([TASK_KIND], max((now - min(starts)).total_seconds(), 0.0) if starts else 0)
     stall = GaugeMetricFamily(
         "jtm_longest_stall_seconds",
-        "The longest time a RUNNING task has gone without progress, message or lastUpdate "
-        "changing, as the monitor saw it; 0 when none is running.",
+        "The longest time a RUNNING task has gone without progress, message, lastUpdate or "
+        "elapsedRuntime changing, as the stall limit measures it; 0 when none is running.",
         labels=["kind"],
     )
-    stall.add_metric([TASK_KIND], _since(stalled, now))
+    stall.add_metric([TASK_KIND], longest_stall(tally.running, now))
     return [tasks, age, stall]
 
 
@@ -124,10 +143,6 @@ def per_task_families(watched: list[Task], settings: Settings, now: datetime) ->
     return [progress, remaining]
 
 
-def _since(instant: datetime | None, now: datetime) -> float:
-    return 0.0 if instant is None else max((now - instant).total_seconds(), 0.0)
-
-
 class Census(Collector):
     """Reads the tasks' gauges from the database at each collection (a scrape).
 
@@ -149,7 +164,7 @@ class Census(Collector):
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
         try:
-            families = task_families(read_groups(self.engine), now)
+            families = task_families(read_tally(self.engine), now)
             settings = self.settings()
             if settings.metrics.per_task:
                 families += per_task_families(read_watched(self.engine), settings, now)
