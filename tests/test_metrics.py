@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.backlog import Backlog
 from monitor.canceller import MAX_ATTEMPTS
@@ -39,40 +38,11 @@ from monitor.states import TimeoutAction
 from monitor.store import Registration, Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import JTM, Daemon, base_env, jtm, wait_for, write_config
+from tests.scrape import free_port, parse, scrape, value
 
 NOW = datetime.now(UTC)
 TICKS = "jtm_tick_duration_seconds_count"
 HOURS = 3600.0
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def parse(text: str) -> Samples:
-    """Every sample of an exposition, by name and labels."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
-
-
-def scrape(port: int, accept: str | None = None) -> tuple[str, str]:
-    """The body and content type of GET /metrics."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
-    if accept:
-        request.add_header("Accept", accept)
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        return answer.read().decode(), answer.headers["Content-Type"]
 
 
 def db_counts(store: Store) -> dict[tuple[str, str], int]:

@@ -29,7 +29,8 @@ from monitor.simulator import Simulator, TaskScript
 from monitor.store import Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
-from tests.test_metrics import db_counts, free_port, scrape
+from tests.scrape import free_port, scrape
+from tests.test_metrics import db_counts
 from tests.test_metrics_contrib import RULE_TESTS, RULES
 
 pytestmark = pytest.mark.prometheus
