@@ -2,7 +2,8 @@
 scrape, and a real Prometheus scraping a real `jtm run` against the simulator.
 
 Marked `prometheus` (left out of the default run): `make metrics-test` installs Debian's
-`prometheus` (which carries `promtool`) when it is missing and runs these; CI runs it. The
+`prometheus` (which carries `promtool`) and `prometheus-alertmanager` (with `amtool`) when
+missing and runs these; the alert goes through a real Alertmanager too; CI runs it. The
 tests fail, not skip, without the binaries: a check that cannot run must not pass.
 
 For the alert, the test loads a copy of the shipped rules with every `for:` rewritten to `0s`:
@@ -68,17 +69,78 @@ def test_promtool_unit_tests_of_the_rules_pass() -> None:
     assert "SUCCESS" in result.stdout
 
 
-class Prometheus:
-    """Debian's prometheus on loopback, scraping `target` every second, with `rules`."""
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.load(answer)
 
-    def __init__(self, directory: Path, target: str, rules: Path) -> None:
-        self.port = free_port()
+
+def _ready(proc: subprocess.Popen[str], url: str) -> bool:
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+class Alertmanager:
+    """Debian's prometheus-alertmanager on loopback, one route to a receiver that only keeps
+    the alerts (its API lists them); the config is checked with amtool first."""
+
+    def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        config = directory / "alertmanager.yml"
+        config.write_text(
+            "route:\n  receiver: keep\n  group_wait: 0s\nreceivers:\n  - name: keep\n"
+        )
+        check = subprocess.run(
+            [tool("amtool"), "check-config", str(config)],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        self.proc = subprocess.Popen(
+            [
+                tool("prometheus-alertmanager"),
+                f"--config.file={config}",
+                f"--storage.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",  # no peers: no gossip port
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        url = f"http://127.0.0.1:{self.port}/-/ready"
+        wait_for(lambda: _ready(self.proc, url), timeout=60, what="alertmanager to be ready")
+
+    def alerts(self) -> list[dict[str, str]]:
+        """The labels of the active alerts it received."""
+        alerts = _get_json(f"http://127.0.0.1:{self.port}/api/v2/alerts?active=true")
+        return [alert["labels"] for alert in alerts]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+class Prometheus:
+    """Debian's prometheus on loopback, scraping `target` every second, evaluating `rules`
+    every second and sending what fires to the Alertmanager on port `alertmanager`."""
+
+    def __init__(self, directory: Path, target: str, rules: Path, alertmanager: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
         config = directory / "prometheus.yml"
+        manager = json.dumps(f"127.0.0.1:{alertmanager}")
         config.write_text(
             "global:\n"
             "  scrape_interval: 1s\n"
             "  evaluation_interval: 1s\n"
+            f"alerting: {{alertmanagers: [{{static_configs: [{{targets: [{manager}]}}]}}]}}\n"
             f"rule_files: [{json.dumps(str(rules))}]\n"
             "scrape_configs:\n"
             "  - job_name: jira-task-monitor\n"
@@ -96,21 +158,12 @@ class Prometheus:
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_for(self._ready, timeout=60, what="prometheus to be ready")
-
-    def _ready(self) -> bool:
-        assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        url = f"http://127.0.0.1:{self.port}/-/ready"
+        wait_for(lambda: _ready(self.proc, url), timeout=60, what="prometheus to be ready")
 
     def api(self, path: str, **params: str) -> Any:
         query = urllib.parse.urlencode(params)
-        url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{query}"
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            body = json.load(answer)
+        body = _get_json(f"http://127.0.0.1:{self.port}/api/v1/{path}?{query}")
         assert body["status"] == "success", body
         return body["data"]
 
@@ -187,7 +240,10 @@ def test_prometheus_sees_what_the_database_says_and_a_stalled_task_fires_an_aler
     rules = tmp_path / "rules.yml"
     rules.write_text(re.sub(r"(?m)^(\s+for:) \S+$", r"\1 0s", RULES.read_text()))
     assert "for: 5m" not in rules.read_text()
-    prometheus = Prometheus(tmp_path / "prometheus", f"127.0.0.1:{live.port}", rules)
+    alertmanager = Alertmanager(tmp_path / "alertmanager")
+    prometheus = Prometheus(
+        tmp_path / "prometheus", f"127.0.0.1:{live.port}", rules, alertmanager.port
+    )
     try:
         # Two scrapes first, so that the counters' zeros are known before anything happens.
         def scrapes() -> float:
@@ -239,5 +295,12 @@ def test_prometheus_sees_what_the_database_says_and_a_stalled_task_fires_an_aler
         assert stall >= 2
         others = {labels["alertname"] for labels in prometheus.firing()} - {"JiraTaskPastLimit"}
         assert others == set()
+        # And Alertmanager got it, as it would route it to a pager.
+        wait_for(
+            lambda: any(a["alertname"] == "JiraTaskPastLimit" for a in alertmanager.alerts()),
+            timeout=60,
+            what="the alert at alertmanager",
+        )
     finally:
         prometheus.stop()
+        alertmanager.stop()
