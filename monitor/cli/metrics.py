@@ -23,11 +23,12 @@ def metrics(app: AppContext, output: str | None) -> None:
     The same names as the daemon's endpoint ([metrics] listen): tasks per state and Jira
     status, the oldest watched task's age, the longest stall, the last tick, the build info,
     and with [metrics] per_task the per-task series. The counters (polls, requests, ...)
-    live in the daemon's memory and are served by its endpoint only.
+    live in the daemon's memory and are served by its endpoint only. For node_exporter's
+    textfile collector, run it from a timer or cron with -o.
 
     \b
-    Example (node_exporter's textfile collector, from a timer or cron):
-      jtm metrics -o /var/lib/prometheus/node-exporter/jtm.prom
+    Example:
+      jtm metrics -o /var/lib/prometheus/node-exporter/jira-task-monitor.prom
     """
     from monitor.metrics.exposition import database_registry, render, write_atomically
 
