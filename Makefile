@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest check-unit metrics-test format lock clean bench bench-smoke
+.PHONY: setup demo test lint typecheck pytest check-unit metrics-test system-test format lock clean \
+	bench bench-smoke
 
 $(STAMP): pyproject.toml requirements/runtime.lock requirements/dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -49,6 +50,12 @@ metrics-test: setup
 	    --no-install-recommends $(PROMETHEUS_PACKAGES) >/dev/null; \
 	fi
 	$(BIN)/pytest -m prometheus
+
+# The service as installed, under a real systemd: boots Debian 12 under QEMU (software
+# emulation) and runs tests/system/guest/checks.py there; as root, a few minutes (more the
+# first time: the base image is debootstrapped once and cached). See tests/system/run.
+system-test:
+	tests/system/run
 
 # The benchmark suite (a few minutes; see docs/benchmarks.md): results to bench/results.json
 # and the table of docs/benchmarks.md. bench-smoke only checks that it runs (seconds).

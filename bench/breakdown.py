@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     from monitor.database import open_database, transaction
     from monitor.jira import JiraClient
     from monitor.jira.payload import parse_task
-    from monitor.observation import plan_success
+    from monitor.observation import observe
     from monitor.store import Registration, Store
 
     rows: list[tuple[str, float, str, float]] = []
@@ -83,19 +83,15 @@ def main(argv: list[str] | None = None) -> None:
         poll = PollSettings()
         tasks = store.due_tasks(now, len(ids))
         info = client.get_task("b0")
-        first = [plan_success(t, info, now, poll) for t in tasks]
-        for task, plan in zip(tasks, first, strict=True):
-            store.record_poll(task, plan.values, now, snapshot=plan.snapshot)
+        store.record_polls([observe(t, info, now, poll) for t in tasks])
         later = now + timedelta(hours=1)
         tasks = store.due_tasks(later, len(ids))
-        plans = [plan_success(t, info, later, poll) for t in tasks]
+        outcomes = [observe(t, info, later, poll) for t in tasks]
         rng = random.Random(7)
         rows.append(
             (
-                "plan_success",
-                per_call_us(
-                    lambda i: plan_success(tasks[i], info, later, poll, jitter=rng.random()), n
-                ),
+                "observe",
+                per_call_us(lambda i: observe(tasks[i], info, later, poll, jitter=rng.random()), n),
                 "",
                 0.0,
             )
@@ -116,10 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(("due_tasks, per task", due_us, "SELECT * by hand", raw_due))
 
         def record(i: int) -> None:
-            plan = plans[i]
-            store.record_poll(tasks[i], plan.values, later, touch_snapshot=True)
+            store.record_polls([outcomes[i]])
 
-        # record_poll is compare-and-set on `polls`: each task can be recorded once per read.
+        # A poll's write is compare-and-set on `polls`: each task can be recorded once per read.
         jtm_record = per_call_us(record, calls)
         raw.execute(
             "CREATE TABLE polls (task_id TEXT, observed_at TEXT, status TEXT, progress INT,"
@@ -135,7 +130,12 @@ def main(argv: list[str] | None = None) -> None:
             raw.execute("COMMIT")
 
         rows.append(
-            ("record_poll (unchanged)", jtm_record, "INSERT, own txn", per_call_us(insert, calls))
+            (
+                "record_polls, one (unchanged)",
+                jtm_record,
+                "INSERT, own txn",
+                per_call_us(insert, calls),
+            )
         )
 
         def empty_transaction(i: int) -> None:

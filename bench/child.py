@@ -73,9 +73,10 @@ def daemon_poller(
     from monitor.jira import JiraClient
     from monitor.logs import configure_logging, get_logger
     from monitor.poller import Poller
+    from monitor.states import LogFormat, LogLevel
     from monitor.store import Registration, Store
 
-    configure_logging("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115
+    configure_logging(LogFormat.JSON, LogLevel.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
     store = Store(open_database(f"sqlite:///{db_path}", "upgrade"))
     store.register(ids, Registration(), datetime.now(UTC))
     jira = JiraSettings(url=sim_url, email=EMAIL, timeout_s=10.0, max_rps=10_000.0)

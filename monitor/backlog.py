@@ -9,8 +9,9 @@ from the task as the one before it left it, so the compare-and-set chain on the 
 holds, and the database ends as if nothing had failed (snapshots with the times they were
 observed). A task removed by the CLI meanwhile loses its chain, as any poll that lost its race.
 
-Consecutive outcomes that changed nothing (no snapshot, no event) are merged into one held
-write, so a long outage holds about one entry per task per change, not per poll.
+Consecutive outcomes that changed nothing (no snapshot, event or cancel: `Outcome.plain`) are
+merged into one held entry (the last, with the earlier ones in `Outcome.follows`), so a long
+outage holds about one entry per task per change, not per poll.
 
 The trouble is logged as `store.write_failed` (`error`, `tasks_waiting`) when it starts and
 then at most once per `log_every_s` (the poller sets its poll interval), and `store.recovered`
@@ -30,23 +31,21 @@ from structlog.typing import FilteringBoundLogger
 
 from monitor.errors import StoreUnavailable
 from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
+from monitor.outcome import Outcome
 from monitor.records import Task
 from monitor.statefile import StoreTrouble
 from monitor.states import TaskState
-from monitor.store import PollWrite, Store
+from monitor.store import Store
+from monitor.store.polls import columns
 
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """One held write, and what to do once it is written (the poller logs the poll then)."""
+    """One held outcome, and whether the poller counts and logs it once it is written (a
+    back-off after a task's processing failed was counted then)."""
 
-    write: PollWrite
-    settle: object = None
-
-
-def _plain(write: PollWrite) -> bool:
-    """A write that only moves a task's schedule and counters: no snapshot, event or cancel."""
-    return write.snapshot is None and not write.events and not write.decides_cancel
+    outcome: Outcome
+    report: bool = True
 
 
 class Backlog:
@@ -96,31 +95,23 @@ class Backlog:
         ][:limit]
 
     def task(self, task: Task) -> Task:
-        """`task` as read from the database, with its held writes applied."""
+        """`task` as read from the database, with its held outcomes applied."""
         for held in self._held.get(task.task_id, ()):
-            write = held.write
-            at = write.at or task.updated_at
-            task = task._replace(**write.values, polls=task.polls + write.polls_made, updated_at=at)
+            done = held.outcome
+            task = task._replace(**columns(done), polls=task.polls + done.polls, updated_at=done.at)
         return task
 
-    def hold(self, write: PollWrite, at: datetime, settle: object = None) -> None:
-        """Hold `write` (planned from `self.task(...)` of its task), polled at `at`."""
-        write = replace(write, at=at)
-        chain = self._held.setdefault(write.task.task_id, [])
-        if chain and _plain(chain[-1].write) and _plain(write):
-            before = chain[-1].write
-            write = replace(
-                before,
-                values=before.values | write.values,
-                touch_snapshot=before.touch_snapshot or write.touch_snapshot,
-                at=at,
-                polls_made=before.polls_made + write.polls_made,
-            )
-            chain[-1] = Held(write, settle)
+    def hold(self, outcome: Outcome, report: bool = True) -> None:
+        """Hold `outcome` (planned from `self.task(...)` of its task)."""
+        chain = self._held.setdefault(outcome.task.task_id, [])
+        if chain and chain[-1].outcome.plain and outcome.plain:
+            before = chain[-1].outcome
+            follows = (*before.follows, replace(before, follows=()))
+            chain[-1] = Held(replace(outcome, follows=follows), report)
         else:
-            chain.append(Held(write, settle))
+            chain.append(Held(outcome, report))
 
-    def flush(self, store: Store, now: datetime) -> list[tuple[Held, bool]]:
+    def flush(self, store: Store) -> list[tuple[Held, bool]]:
         """Write everything held, in order, in one transaction; returns what went in, each
         with whether it won its race. What the storage still refuses is held again.
 
@@ -130,7 +121,7 @@ class Backlog:
         taken = [held for chain in self._held.values() for held in chain]
         self._held.clear()
         try:
-            return list(zip(taken, store.record_polls([h.write for h in taken], now), strict=True))
+            return list(zip(taken, store.record_polls([h.outcome for h in taken]), strict=True))
         except StoreUnavailable as exc:
             self._put_back(taken)
             self.failed(exc)
@@ -140,13 +131,13 @@ class Backlog:
         done: list[tuple[Held, bool]] = []
         for i, held in enumerate(taken):
             try:
-                ok = store.record_polls([held.write], now)[0]
+                ok = store.record_polls([held.outcome])[0]
             except StoreUnavailable as exc:  # and now the storage: the rest waits again
                 self._put_back(taken[i:])
                 self.failed(exc)
                 break
             except Exception:
-                self.log.exception("poller.task_failed", task_id=held.write.task.task_id)
+                self.log.exception("poller.task_failed", task_id=held.outcome.task.task_id)
                 ok = False
             done.append((held, ok))
         return done
@@ -155,7 +146,7 @@ class Backlog:
         """Hold again what `flush` took (its write failed), before anything held since."""
         newer, self._held = self._held, {}
         for held in taken:
-            self._held.setdefault(held.write.task.task_id, []).append(held)
+            self._held.setdefault(held.outcome.task.task_id, []).append(held)
         for task_id, chain in newer.items():
             self._held.setdefault(task_id, []).extend(chain)
 

@@ -16,17 +16,30 @@ from pathlib import Path
 
 from monitor.config import TOKEN_CREDENTIAL, TOKEN_ENV, Secret, Settings, load_settings, load_token
 from monitor.errors import (
+    EXIT_CONFIG as EX_CONFIG,
+)
+from monitor.errors import (
+    EXIT_NOPERM as EX_NOPERM,
+)
+from monitor.errors import (
+    EXIT_UNAVAILABLE as EX_UNAVAILABLE,
+)
+from monitor.errors import (
     ConfigError,
+    ConfigFileMissing,
+    EmptyDatabaseFile,
     JiraAuthError,
     JiraError,
     JiraNotFound,
     JiraRefused,
     JiraUnreachable,
     MonitorError,
+    NotJtmDatabase,
+    ReadOnlyStorage,
     StoreError,
 )
+from monitor.states import Auth
 
-EX_UNAVAILABLE, EX_NOPERM, EX_CONFIG = 69, 77, 78
 TOKEN_PAGE = "https://id.atlassian.com/manage-profile/security/api-tokens"
 
 
@@ -45,7 +58,7 @@ def run_checks(config_path: Path | None, env: Mapping[str, str] | None = None) -
     try:
         settings = load_settings(config_path, env)
     except ConfigError as exc:
-        yield _config_failure(str(exc))
+        yield _config_failure(exc)
         return
     source = str(settings.source) if settings.source else "no config file: defaults and JTM_*"
     try:
@@ -71,12 +84,12 @@ def run_checks(config_path: Path | None, env: Mapping[str, str] | None = None) -
 _URL_FIX = "set jira.url to the site, e.g. https://example.atlassian.net (or JTM_JIRA_URL)"
 
 
-def _config_failure(message: str) -> Check:
-    if message.startswith("config file not found"):
+def _config_failure(exc: ConfigError) -> Check:
+    if isinstance(exc, ConfigFileMissing):
         fix = "create it (config.example.toml documents every key) or name another with --config"
     else:
         fix = "correct the key named above; config.example.toml documents every key"
-    return Check("config", False, message, fix, EX_CONFIG)
+    return Check("config", False, str(exc), fix, EX_CONFIG)
 
 
 def _token_source(settings: Settings, env: Mapping[str, str]) -> str:
@@ -91,54 +104,61 @@ def check_database(url: str) -> Check:
     """The database can be read and is at this code's schema; a missing one can be created."""
     from sqlalchemy.engine import make_url
 
-    from monitor.database import (
-        SCHEMA_HEAD,
-        SCHEMA_REVISIONS,
-        create_db_engine,
-        current_revision,
-        describe_url,
-        read_only_filesystem,
-        transaction,
-    )
+    from monitor.database import create_db_engine, describe_url
+    from monitor.store.queries import Queries
 
     where = describe_url(url)
     try:
-        parsed = make_url(url)
+        make_url(url)
     except Exception as exc:  # SQLAlchemy raises ArgumentError, or ValueError for some inputs
         return Check("database", False, f"{where}: {exc}", "fix database.url", EX_CONFIG)
-    path = parsed.database
-    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:":
-        file = Path(path).expanduser()
-        if not file.exists():
-            folder = next(p for p in (file.parent, *file.parent.parents) if p.exists())
-            if os.access(folder, os.W_OK | os.X_OK):
-                return Check("database", True, f"{where}: not created yet (`jtm db upgrade`)")
-            fix = f"create {file.parent} writable by this user, or change database.url"
-            reason = "cannot create it"
-            if read_only_filesystem(folder):
-                fix = "remount that file system read-write, or point database.url elsewhere"
-                reason = f"cannot create it: the file system holding {folder} is read-only"
-            return Check("database", False, f"{where}: {reason}", fix, EX_CONFIG)
+    if (missing := _missing_file(url, where)) is not None:
+        return missing
     try:
         engine = create_db_engine(url)
         try:
-            with transaction(engine) as conn:
-                revision = current_revision(conn)
+            revision = Queries(engine).schema_revision()
         finally:
             engine.dispose()
     except StoreError as exc:
-        if "is an empty file" in str(exc):
-            fix = "restore the database from a backup, or run `jtm db upgrade` to start anew"
-        elif "not a jtm database" in str(exc):
-            fix = "point database.url at jtm's own database file"
-        elif "mounted read-only" in str(exc):
-            fix = "remount that file system read-write, or point database.url at a writable one"
-        else:
-            fix = (
-                "check the permissions of the file and its folder: readers need write access "
-                "too (WAL), e.g. join the service's group"
-            )
-        return Check("database", False, str(exc), fix, EX_CONFIG)
+        return Check("database", False, str(exc), _store_fix(exc), EX_CONFIG)
+    return _schema_check(where, revision)
+
+
+def _missing_file(url: str, where: str) -> Check | None:
+    """The check for a SQLite file not there yet (fine if it can be created); None otherwise."""
+    from monitor.database import read_only_filesystem
+    from monitor.sqlite_path import database_name
+
+    if (name := database_name(url)) is None or (file := Path(name).expanduser()).exists():
+        return None
+    folder = next(p for p in (file.parent, *file.parent.parents) if p.exists())
+    if os.access(folder, os.W_OK | os.X_OK):
+        return Check("database", True, f"{where}: not created yet (`jtm db upgrade`)")
+    fix = f"create {file.parent} writable by this user, or change database.url"
+    reason = "cannot create it"
+    if read_only_filesystem(folder):
+        fix = "remount that file system read-write, or point database.url elsewhere"
+        reason = f"cannot create it: the file system holding {folder} is read-only"
+    return Check("database", False, f"{where}: {reason}", fix, EX_CONFIG)
+
+
+def _store_fix(exc: StoreError) -> str:
+    if isinstance(exc, EmptyDatabaseFile):
+        return "restore the database from a backup, or run `jtm db upgrade` to start anew"
+    if isinstance(exc, NotJtmDatabase):
+        return "point database.url at jtm's own database file"
+    if isinstance(exc, ReadOnlyStorage):
+        return "remount that file system read-write, or point database.url at a writable one"
+    return (
+        "check the permissions of the file and its folder: readers need write access "
+        "too (WAL), e.g. join the service's group"
+    )
+
+
+def _schema_check(where: str, revision: str | None) -> Check:
+    from monitor.database import SCHEMA_HEAD, SCHEMA_REVISIONS
+
     if revision == SCHEMA_HEAD:
         return Check("database", True, f"{where}: schema {revision} (current)")
     if revision is None:
@@ -162,7 +182,7 @@ def check_credentials(settings: Settings, token: Secret) -> Check:
     except JiraAuthError as exc:
         if exc.status == 403:
             fix = "use an account (or token scope) allowed to read the site"
-        elif settings.jira.auth == "bearer":
+        elif settings.jira.auth == Auth.BEARER:
             fix = "renew the access token (it may have expired)"
         else:
             fix = f"check jira.email and the API token; make a new token at {TOKEN_PAGE}"

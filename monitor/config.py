@@ -14,19 +14,45 @@ from __future__ import annotations
 import base64
 import os
 import pwd
-import re
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from monitor import config_keys as keys
 from monitor.durations import format_duration
-from monitor.errors import ConfigError
-from monitor.metrics.address import ListenAddress
-from monitor.states import TimeoutAction
+from monitor.errors import ConfigError, ConfigFileMissing
+from monitor.settings import (
+    KINDS,
+    SECTIONS,
+    DatabaseSettings,
+    JiraSettings,
+    LogSettings,
+    MetricsSettings,
+    PollSettings,
+    RetentionSettings,
+    Settings,
+    TimeoutSettings,
+    section_values,
+)
+from monitor.sqlite_path import file_url, with_file
+from monitor.states import Auth
+
+# The settings' classes are declared in monitor.settings and used from here.
+__all__ = [
+    "DatabaseSettings",
+    "JiraSettings",
+    "LogSettings",
+    "MetricsSettings",
+    "PollSettings",
+    "RetentionSettings",
+    "Secret",
+    "Settings",
+    "TimeoutSettings",
+    "load_settings",
+    "load_token",
+]
 
 
 class Secret:
@@ -50,74 +76,6 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
-
-
-@dataclass(frozen=True, slots=True)
-class JiraSettings:
-    url: str | None = None  # required for anything that talks to Jira; validated by require_url()
-    api_version: int = 3
-    auth: Literal["basic", "bearer"] = "basic"
-    email: str | None = None
-    token_file: Path | None = None
-    timeout_s: float = 10.0
-    verify_tls: bool = True
-    max_rps: float = 10.0
-
-    def require_url(self) -> str:
-        if not self.url:
-            raise ConfigError("jira.url is required: set it in the config file or JTM_JIRA_URL")
-        return self.url
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseSettings:
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class PollSettings:
-    interval_s: float = 30.0
-    max_interval_s: float = 300.0
-    concurrency: int = 4
-
-
-@dataclass(frozen=True, slots=True)
-class TimeoutSettings:
-    total_s: float | None = None
-    queued_s: float | None = None
-    run_s: float | None = None
-    stall_s: float | None = None
-    action: TimeoutAction = TimeoutAction.CANCEL
-    cancel_grace_s: float = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionSettings:
-    snapshots_s: float = 90 * 86400.0
-
-
-@dataclass(frozen=True, slots=True)
-class LogSettings:
-    format: Literal["json", "console", "auto"] = "auto"
-    level: Literal["debug", "info", "warning", "error"] = "info"
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsSettings:
-    listen: ListenAddress | None = None  # None: no endpoint
-    per_task: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    database: DatabaseSettings
-    jira: JiraSettings = field(default_factory=JiraSettings)
-    poll: PollSettings = field(default_factory=PollSettings)
-    timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
-    retention: RetentionSettings = field(default_factory=RetentionSettings)
-    log: LogSettings = field(default_factory=LogSettings)
-    metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    source: Path | None = None  # the file the settings came from; None when none was found
 
 
 # --- where things are --------------------------------------------------------------------------
@@ -179,7 +137,7 @@ def default_database_url(source: Path | None, env: Mapping[str, str]) -> str:
         if state_home is None:
             raise ConfigError("cannot find a home directory for the database: set HOME")
         state_dir = state_home / APP_NAME
-    return f"sqlite:///{state_dir / 'monitor.db'}"
+    return file_url(state_dir / "monitor.db")
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -193,9 +151,9 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     source = find_config_path(path, env)
     raw: dict[str, keys.RawValue] = {}
     if source is not None:
-        keys.collect_file(_read_toml(source), source, raw, refused=_REFUSED_KEYS)
-    keys.collect_env(env, raw, reserved=RESERVED_ENV_VARS)
-    return _build(keys.Values(raw), source, env)
+        keys.collect_file(_read_toml(source), source, raw, kinds=KINDS, refused=_REFUSED_KEYS)
+    keys.collect_env(env, raw, kinds=KINDS, reserved=RESERVED_ENV_VARS)
+    return _build(keys.Values(raw, KINDS), source, env)
 
 
 def load_token(settings: Settings, env: Mapping[str, str] | None = None) -> Secret:
@@ -210,7 +168,7 @@ def load_token(settings: Settings, env: Mapping[str, str] | None = None) -> Secr
     the token.
     """
     env = os.environ if env is None else env
-    bearer = settings.jira.auth == "bearer"
+    bearer = settings.jira.auth == Auth.BEARER
     if settings.jira.token_file is not None:
         return _read_token(settings.jira.token_file, "jira.token_file", bearer, private=True)
     if text := env.get(TOKEN_ENV, "").strip():
@@ -242,7 +200,7 @@ def _exists(path: Path) -> bool:
 
 def _required_file(path: Path, origin: str) -> Path:
     if not _exists(path):
-        raise ConfigError(f"config file not found: {path}{origin}")
+        raise ConfigFileMissing(f"config file not found: {path}{origin}")
     return path.absolute()
 
 
@@ -344,92 +302,36 @@ def _local_path(
     return path
 
 
-_SQLITE_URL = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(.*)", re.DOTALL)
-
-
 def _database_url(
     url: str | None, raw: keys.RawValue | None, source: Path | None, env: Mapping[str, str]
 ) -> str:
     if url is None:
         return default_database_url(source, env)
-    match = _SQLITE_URL.fullmatch(url)
-    if match is None:
-        return url
-    prefix, path, rest = match.groups()
-    if path in ("", ":memory:") or path.startswith("file:"):
-        return url
-    return f"{prefix}{_local_path(raw, path, source, env)}{rest}"
+    return with_file(url, lambda name: _local_path(raw, name, source, env))
 
 
 def _build(values: keys.Values, source: Path | None, env: Mapping[str, str]) -> Settings:
-    jd, pd, td = JiraSettings(), PollSettings(), TimeoutSettings()
-    positive = keys.duration()
-
-    url = values.take("jira.url", keys.optional(keys.jira_url), jd.url)
-    auth = values.take("jira.auth", keys.one_of(keys.AUTHS), jd.auth)
-    email = values.take("jira.email", keys.optional(keys.email_address), jd.email)
-    if url and auth == "basic" and not email:
+    """The settings from `values`: each section's keys converted (`settings.section_values`),
+    then the rules that join keys or need the file's place."""
+    found = {section: section_values(values, section) for section in SECTIONS}
+    jira, poll, database = found["jira"], found["poll"], found["database"]
+    if jira["url"] and jira["auth"] == Auth.BASIC and not jira["email"]:
         where = f"in {source} or " if source else "in a config file or "
         raise ConfigError(
             f"jira.email is required when jira.auth is 'basic': set it {where}JTM_JIRA_EMAIL"
         )
-    token_file = values.take("jira.token_file", keys.optional(keys.string), None)
-    jira = JiraSettings(
-        url=url,
-        api_version=values.take("jira.api_version", keys.api_version, jd.api_version),
-        auth=auth,
-        email=email,
-        token_file=(
-            _local_path(values.origin("jira.token_file"), token_file, source, env)
-            if token_file
-            else None
-        ),
-        timeout_s=values.take("jira.timeout", positive, jd.timeout_s),
-        verify_tls=values.take("jira.verify_tls", keys.boolean, jd.verify_tls),
-        max_rps=values.take("jira.max_rps", keys.positive_number, jd.max_rps),
-    )
-
-    interval = values.take("poll.interval", keys.duration(minimum=1.0), pd.interval_s)
-    # Left unset, the cap follows a long interval up instead of contradicting it.
-    max_interval = values.take("poll.max_interval", positive, max(pd.max_interval_s, interval))
-    if max_interval < interval:
+    if jira["token_file"]:
+        origin = values.origin("jira.token_file")
+        jira["token_file"] = _local_path(origin, jira["token_file"], source, env)
+    interval = poll["interval_s"]
+    if values.origin("poll.max_interval") is None:
+        # Left unset, the cap follows a long interval up instead of contradicting it.
+        poll["max_interval_s"] = max(poll["max_interval_s"], interval)
+    elif poll["max_interval_s"] < interval:
         raise values.error(
             "poll.max_interval", f"must be at least poll.interval ({format_duration(interval)})"
         )
-    poll = PollSettings(
-        interval_s=interval,
-        max_interval_s=max_interval,
-        concurrency=values.take("poll.concurrency", keys.integer(1, 64), pd.concurrency),
-    )
-
-    timeouts = TimeoutSettings(
-        total_s=values.take("timeouts.total", keys.optional(positive), None),
-        queued_s=values.take("timeouts.queued", keys.optional(positive), None),
-        run_s=values.take("timeouts.run", keys.optional(positive), None),
-        stall_s=values.take("timeouts.stall", keys.optional(positive), None),
-        action=values.take("timeouts.action", keys.timeout_action, td.action),
-        cancel_grace_s=values.take("timeouts.cancel_grace", positive, td.cancel_grace_s),
-    )
-    database_url = values.take("database.url", keys.optional(keys.string), None)
-    return Settings(
-        database=DatabaseSettings(
-            url=_database_url(database_url, values.origin("database.url"), source, env)
-        ),
-        jira=jira,
-        poll=poll,
-        timeouts=timeouts,
-        retention=RetentionSettings(
-            snapshots_s=values.take(
-                "retention.snapshots", positive, RetentionSettings().snapshots_s
-            )
-        ),
-        log=LogSettings(
-            format=values.take("log.format", keys.one_of(keys.FORMATS), LogSettings().format),
-            level=values.take("log.level", keys.one_of(keys.LEVELS), LogSettings().level),
-        ),
-        metrics=MetricsSettings(
-            listen=values.take("metrics.listen", keys.optional(keys.listen_address), None),
-            per_task=values.take("metrics.per_task", keys.boolean, False),
-        ),
-        source=source,
-    )
+    origin = values.origin("database.url")
+    database["url"] = _database_url(database["url"], origin, source, env)
+    sections = {name: cls(**found[name]) for name, cls in SECTIONS.items()}
+    return Settings(**sections, source=source)

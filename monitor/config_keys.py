@@ -1,11 +1,12 @@
-"""The configuration keys: every `<section>.<key>`, its TOML type, and how a value is checked.
+"""Reading configuration keys: gathering raw values, and the converters that check them.
 
-`SCHEMA` lists the keys the file may hold; `ENV_VARS` maps each `JTM_<SECTION>_<KEY>` override to
-its key. `collect_file` and `collect_env` gather the raw values by key, rejecting an unknown name
-with the closest valid one as a suggestion. `Values` converts one value at a time with a converter
-from this module (`duration()`, `one_of()`, `jira_url`, ...) and turns the converter's ValueError
-into a one-line `ConfigError` naming the key, the value (a URL without its credentials) and where
-it came from. `monitor.config` decides which converter each key gets and builds the settings.
+The keys themselves are declared once, in `monitor.settings` (each a dataclass field with its
+kind and converter); the functions here take the `kinds` derived from them (every
+`section.key` and its TOML type). `collect_file` and `collect_env` gather the raw values by key,
+rejecting an unknown name with the closest valid one as a suggestion. `Values` converts one
+value at a time with a converter from this module (`duration()`, `choice()`, `jira_url`, ...)
+and turns the converter's ValueError into a one-line `ConfigError` naming the key, the value (a
+URL without its credentials) and where it came from.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -22,42 +24,16 @@ from urllib.parse import urlsplit
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
 from monitor.metrics.address import ListenAddress, parse_listen
-from monitor.states import TimeoutAction
 from monitor.taskref import is_loopback_host
 
-_Kind = Literal["str", "int", "number", "bool", "duration"]
+Kind = Literal["str", "int", "number", "bool", "duration"]
+"""A key's TOML type. An environment override is a string; it is first turned into that type,
+so that the same validation serves both sources."""
 
-# Every key the file may hold and the TOML type it takes. An environment override is a string; it
-# is first turned into that type, so the same validation serves both sources.
-SCHEMA: dict[str, dict[str, _Kind]] = {
-    "jira": {
-        "url": "str",
-        "api_version": "int",
-        "auth": "str",
-        "email": "str",
-        "token_file": "str",
-        "timeout": "duration",
-        "verify_tls": "bool",
-        "max_rps": "number",
-    },
-    "database": {"url": "str"},
-    "poll": {"interval": "duration", "max_interval": "duration", "concurrency": "int"},
-    "timeouts": {
-        "total": "duration",
-        "queued": "duration",
-        "run": "duration",
-        "stall": "duration",
-        "action": "str",
-        "cancel_grace": "duration",
-    },
-    "retention": {"snapshots": "duration"},
-    "log": {"format": "str", "level": "str"},
-    "metrics": {"listen": "str", "per_task": "bool"},
-}
-_KINDS: dict[str, _Kind] = {
-    f"{s}.{k}": kind for s, keys in SCHEMA.items() for k, kind in keys.items()
-}
-ENV_VARS: dict[str, str] = {"JTM_" + key.replace(".", "_").upper(): key for key in _KINDS}
+
+def env_var(dotted: str) -> str:
+    """The `JTM_<SECTION>_<KEY>` variable that overrides the key `section.key`."""
+    return "JTM_" + dotted.replace(".", "_").upper()
 
 
 # --- collecting raw values ---------------------------------------------------------------------
@@ -75,12 +51,12 @@ def _suggestion(name: str, candidates: list[str]) -> str:
     return f" (did you mean {match[0]}?)" if match else ""
 
 
-def _key_suggestion(dotted: str) -> str:
+def _key_suggestion(dotted: str, kinds: Mapping[str, Kind]) -> str:
     # A right key in the wrong section is the likeliest mistake: suggest where it belongs.
     bare = dotted.rsplit(".", 1)[-1]
-    if same := [key for key in _KINDS if key.endswith("." + bare)]:
+    if same := [key for key in kinds if key.endswith("." + bare)]:
         return f" (did you mean {difflib.get_close_matches(dotted, same, n=1, cutoff=0)[0]}?)"
-    return _suggestion(dotted, list(_KINDS))
+    return _suggestion(dotted, list(kinds))
 
 
 def collect_file(
@@ -88,40 +64,51 @@ def collect_file(
     source: Path,
     raw: dict[str, RawValue],
     *,
+    kinds: Mapping[str, Kind],
     refused: Mapping[str, str],
 ) -> None:
-    """Add every value of the parsed file to `raw`; `refused` maps a key the file must never hold
-    to the reason given. Raises ConfigError for an unknown section or key, with a suggestion."""
+    """Add every value of the parsed file to `raw`; `kinds` holds every key there is, `refused`
+    maps a key the file must never hold to the reason given. Raises ConfigError for an unknown
+    section or key, with a suggestion."""
+    sections = list(dict.fromkeys(key.split(".", 1)[0] for key in kinds))
     for section, table in document.items():
-        if section not in SCHEMA:
+        if section not in sections:
             if isinstance(table, dict):
-                match = difflib.get_close_matches(section, list(SCHEMA), n=1)
+                match = difflib.get_close_matches(section, sections, n=1)
                 hint = f" (did you mean [{match[0]}]?)" if match else ""
                 raise ConfigError(f"unknown section [{section}] in {source}{hint}")
-            raise ConfigError(f"unknown key {section} in {source}{_key_suggestion(section)}")
+            hint = _key_suggestion(section, kinds)
+            raise ConfigError(f"unknown key {section} in {source}{hint}")
         if not isinstance(table, dict):
             raise ConfigError(f"{section} in {source}: expected a table [{section}]")
         for key, value in table.items():
             dotted = f"{section}.{key}"
             if dotted in refused:
                 raise ConfigError(f"unknown key {dotted} in {source}: {refused[dotted]}")
-            if dotted not in _KINDS:
-                raise ConfigError(f"unknown key {dotted} in {source}{_key_suggestion(dotted)}")
+            if dotted not in kinds:
+                hint = _key_suggestion(dotted, kinds)
+                raise ConfigError(f"unknown key {dotted} in {source}{hint}")
             raw[dotted] = RawValue(value, f"in {source}", from_env=False)
 
 
 def collect_env(
-    env: Mapping[str, str], raw: dict[str, RawValue], *, reserved: frozenset[str]
+    env: Mapping[str, str],
+    raw: dict[str, RawValue],
+    *,
+    kinds: Mapping[str, Kind],
+    reserved: frozenset[str],
 ) -> None:
-    """Add every `JTM_<SECTION>_<KEY>` override in `env` to `raw`. A JTM_ name that is neither an
-    override nor in `reserved` raises ConfigError, with a suggestion but never the value."""
+    """Add every `JTM_<SECTION>_<KEY>` override in `env` to `raw`, for the keys in `kinds`. A
+    JTM_ name that is neither an override nor in `reserved` raises ConfigError, with a
+    suggestion but never the value."""
+    env_vars = {env_var(key): key for key in kinds}
     for name in sorted(env):
         if not name.startswith("JTM_") or name in reserved:
             continue
-        key = ENV_VARS.get(name)
+        key = env_vars.get(name)
         if key is None:
             # Only the name: the value of a misspelt JTM_JIRA_TOKEN is the token.
-            hint = _suggestion(name, [*ENV_VARS, *sorted(reserved)])
+            hint = _suggestion(name, [*env_vars, *sorted(reserved)])
             raise ConfigError(f"unknown environment variable {name}{hint}")
         raw[key] = RawValue(env[name], f"from {name}", from_env=True)
 
@@ -129,14 +116,16 @@ def collect_env(
 # --- converting and validating -----------------------------------------------------------------
 
 T = TypeVar("T")
-L = TypeVar("L", bound=str)
+E = TypeVar("E", bound=StrEnum)
 
 
 class Values:
-    """The raw values by dotted key; `take` converts one and turns a ValueError into a message."""
+    """The raw values by dotted key; `take` converts one and turns a ValueError into a message.
+    `kinds` types a value from the environment (a string) as its key's TOML type first."""
 
-    def __init__(self, raw: dict[str, RawValue]) -> None:
+    def __init__(self, raw: dict[str, RawValue], kinds: Mapping[str, Kind]) -> None:
         self._raw = raw
+        self._kinds = kinds
 
     def origin(self, key: str) -> RawValue | None:
         return self._raw.get(key)
@@ -146,7 +135,7 @@ class Values:
         if raw is None:
             return default
         try:
-            value = _from_env(_KINDS[key], str(raw.value)) if raw.from_env else raw.value
+            value = _from_env(self._kinds[key], str(raw.value)) if raw.from_env else raw.value
             return convert(value)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
@@ -172,7 +161,7 @@ def _redact_url(url: str) -> str:
     return base if base == redacted else base + "..."
 
 
-def _from_env(kind: _Kind, text: str) -> object:
+def _from_env(kind: Kind, text: str) -> object:
     """Turn an environment string into the TOML type of its key; strings stay strings."""
     word = text.strip().lower()
     if kind == "int":
@@ -264,11 +253,13 @@ def duration(minimum: float = 0.0) -> Callable[[object], float]:
     return convert
 
 
-def one_of(options: tuple[L, ...]) -> Callable[[object], L]:
-    def convert(value: object) -> L:
+def choice(options: type[E]) -> Callable[[object], E]:
+    """One of a closed vocabulary's values, in any case."""
+
+    def convert(value: object) -> E:
         word = string(value).lower()
         for option in options:
-            if word == option:
+            if word == option.value:
                 return option
         raise ValueError(f"expected one of: {', '.join(options)}")
 
@@ -279,10 +270,6 @@ def api_version(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value not in (2, 3):
         raise ValueError("expected 2 or 3")
     return value
-
-
-def timeout_action(value: object) -> TimeoutAction:
-    return TimeoutAction(one_of(tuple(str(action) for action in TimeoutAction))(value))
 
 
 def jira_url(value: object) -> str:
@@ -319,13 +306,3 @@ def email_address(value: object) -> str:
     if "@" not in email or any(ch.isspace() for ch in email):
         raise ValueError("not an email address")
     return email
-
-
-AUTHS: tuple[Literal["basic", "bearer"], ...] = ("basic", "bearer")
-FORMATS: tuple[Literal["json", "console", "auto"], ...] = ("json", "console", "auto")
-LEVELS: tuple[Literal["debug", "info", "warning", "error"], ...] = (
-    "debug",
-    "info",
-    "warning",
-    "error",
-)

@@ -20,15 +20,23 @@ outcomes and each task's schedule in memory (`monitor.backlog`, one for the daem
 a reload keeps it) and writes them once it can. Meanwhile STATUS= and the state file
 (`monitor.statefile`) say so, since the heartbeat row cannot.
 
-Reload. Everything a tick uses (settings, Jira client, worker pool, poller) is one immutable
-`Runtime`. A reload builds a new one in the main thread and leaves it pending; the next tick
-swaps it in before it starts and closes the retired one, whose workers are idle by then (one
-tick at a time). So a tick never sees a mix of old and new settings, and nothing in flight is
-torn down. The site's request gate (`SiteGate`) carries over while `jira.max_rps` is unchanged,
-so a reload never lets a burst past the rate cap. `jira.url` and `database.url` are the
-daemon's identity (the watched IDs belong to one site and one database): a reload that
-changes either is refused as a whole, as is an invalid config or an unreadable token, and the
-old config stays in force.
+Life. `run` is three steps: `_start` (token, migrations, the first `Runtime`, the scheduler,
+READY=1), `_loop` (the main thread: reloads, and the heartbeat during a rate-limit pause)
+until `stop` is called (the SIGTERM/SIGINT handler calls it), and `_stop` (close the gates,
+let the requests in flight finish, write what is held, the last heartbeat).
+
+Reload (`monitor.reload`). Everything a tick uses is one immutable `Runtime`
+(`monitor.runtime`): a reload builds a new one and leaves it in `PendingRuntime`, and the next
+tick swaps it in. The site's request gate (`SiteGate`) carries over while `jira.max_rps` is
+unchanged, so a reload never lets a burst past the rate cap. `jira.url` and `database.url`
+are the daemon's identity (the watched IDs belong to one site and one database): a reload
+that changes either is refused as a whole, as is an invalid config or an unreadable token,
+and the old config stays in force. So is a change of `metrics.listen`: the endpoint's socket
+is bound once, at the start.
+
+Metrics (`monitor.metrics`). With `[metrics] listen`, the daemon builds an `Endpoint` whose
+`Recorder` is the one `Telemetry` its parts report to (the backlog here, the gate, and every
+runtime's client and poller through the `Builder`); it serves once the database is open.
 """
 
 from __future__ import annotations
@@ -39,8 +47,6 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -58,22 +64,24 @@ from monitor.config import (
     Secret,
     Settings,
     credential_forms,
-    load_settings,
     load_token,
 )
+from monitor.daemon_status import counts_text, status_line
 from monitor.database import SCHEMA_HEAD, create_db_engine, ensure_schema
-from monitor.errors import ConfigError, JiraAuthError, JiraError, JiraRateLimited, MonitorError
+from monitor.errors import JiraAuthError, JiraError, JiraRateLimited, MonitorError
 from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
 from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
-from monitor.poller import Poller, TickReport
+from monitor.pollreport import TickReport
+from monitor.reload import reread
 from monitor.retention import RETENTION_EVERY_S, apply_retention
+from monitor.runtime import Builder, PendingRuntime, Runtime
 from monitor.statefile import StateFile, state_dir
 from monitor.states import TaskState
 from monitor.store import Store
-from monitor.systemd import Notifier, Watchdog, counts_text, status_line
+from monitor.systemd import Notifier, Watchdog
 
 if TYPE_CHECKING:
     from monitor.metrics.endpoint import Endpoint
@@ -82,48 +90,12 @@ TICK_MIN_S = 0.25
 TICK_MAX_S = 5.0
 STOP_CHECK_S = 0.2
 
-RESTART_ONLY_KEYS = ("jira.url", "database.url", "metrics.listen")
-"""Keys a reload refuses to change: the daemon's site, database and metrics address are fixed
-for its life."""
-
 _HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def tick_interval(poll: PollSettings) -> float:
     """How often the tick looks for due tasks: a quarter of the poll interval, within bounds."""
     return min(max(poll.interval_s / 4, TICK_MIN_S), TICK_MAX_S)
-
-
-def changed_keys(old: Settings, new: Settings) -> list[str]:
-    """The config keys (`section.key`) whose values differ between `old` and `new`."""
-    changed = []
-    for section in fields(Settings):
-        if section.name == "source":
-            continue
-        before, after = getattr(old, section.name), getattr(new, section.name)
-        for item in fields(before):
-            if getattr(before, item.name) != getattr(after, item.name):
-                changed.append(f"{section.name}.{item.name.removesuffix('_s')}")
-    return changed
-
-
-@dataclass(frozen=True, slots=True)
-class Runtime:
-    """What a tick works with, built from one `Settings` and replaced whole on reload.
-
-    The poller is rebuilt with it: it must keep no state of its own beyond its settings
-    (everything that must survive is in the database).
-    """
-
-    settings: Settings
-    client: JiraClient
-    workers: ThreadPoolExecutor
-    poller: Poller
-
-    def close(self) -> None:
-        """Release the pool and connections; the shared gate stays open."""
-        self.workers.shutdown(wait=True)
-        self.client.close()
 
 
 class Daemon:
@@ -143,11 +115,14 @@ class Daemon:
         self.started_at = datetime.now(UTC)
         self.notifier = Notifier(self.env, self.log)
         self.watchdog = Watchdog(self.notifier, self.env, os.getpid())
-        self._stop_signal: int | None = None
+        self.stopping = threading.Event()
+        """Set by `stop`: no new round of polls, no cancel sent, prunes cut short."""
+        self.stop_signal: int | None = None
         self._reload_requested = False
-        self._swap = threading.Lock()  # guards _runtime and _pending
         self._runtime: Runtime | None = None
-        self._pending: Runtime | None = None
+        self._pending = PendingRuntime()
+        self._gate: SiteGate | None = None  # the newest runtime's (built in the main thread)
+        self._build: Builder | None = None
         self._token: Secret | None = None
         self.endpoint = _metrics_endpoint(settings)
         self.telemetry: Telemetry = self.endpoint.recorder if self.endpoint else NO_TELEMETRY
@@ -162,13 +137,43 @@ class Daemon:
         # Handlers first: a SIGHUP's default action would kill a daemon still migrating.
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _HANDLED_SIGNALS}
         try:
-            return self._run()
+            store, scheduler = self._start()
+            try:
+                self._loop(store, scheduler)
+            finally:
+                self._stop(store, scheduler)
+            return 0
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.notifier.close()
 
-    def _run(self) -> int:
+    def stop(self, signum: int | None = None) -> None:
+        """Ask the daemon to stop (`signum`: the signal that asked, for the log)."""
+        self.stop_signal = signum
+        self.stopping.set()
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime ticks use now."""
+        runtime = self._runtime
+        assert runtime is not None, "the daemon has not started"
+        return runtime
+
+    def install(self, store: Store, token: Secret, gate: SiteGate) -> Runtime:
+        """Build the first runtime from the daemon's settings and use it (the start does
+        this; so can a test that drives `tick` itself)."""
+        self._build = Builder(
+            store, self.heartbeat, self.backlog, self.log, self.started_at, self.telemetry
+        )
+        self._runtime, self._gate = self._build(self.settings, token, gate), gate
+        return self._runtime
+
+    # -- the three steps of its life (main thread) ----------------------------------------------
+
+    def _start(self) -> tuple[Store, BackgroundScheduler]:
+        """Read the token, migrate, build the first runtime, check the credentials, start
+        the scheduler."""
         settings = self.settings
         self._token = load_token(settings, self.env)
         for form in credential_forms(settings.jira, self._token):
@@ -181,8 +186,8 @@ class Daemon:
             store = Store(engine)
             if self.endpoint is not None:
                 self.endpoint.start(engine, lambda: self.settings)
-            self._runtime = self._build(settings, self._token, self._new_gate(settings), store)
-            self._check_credentials(self._runtime.client)
+            runtime = self.install(store, self._token, self.new_gate(settings))
+            self._check_credentials(runtime.client)
         except BaseException:
             if self._runtime is not None:
                 self._runtime.close()
@@ -190,29 +195,7 @@ class Daemon:
                 self.endpoint.close()
             engine.dispose()
             raise
-        scheduler = BackgroundScheduler(
-            timezone=UTC,
-            executors={"default": SchedulerThreadPool(max_workers=1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-        )
-        scheduler.add_listener(self._on_skipped, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-        scheduler.add_job(
-            self._tick,
-            IntervalTrigger(seconds=tick_interval(settings.poll)),
-            args=(store,),
-            id="tick",
-            next_run_time=datetime.now(UTC),
-        )
-        # Retention has a thread of its own, so that a long first prune never delays a tick.
-        scheduler.add_executor(SchedulerThreadPool(max_workers=1), "retention")
-        scheduler.add_job(
-            self._prune,
-            IntervalTrigger(seconds=RETENTION_EVERY_S),
-            args=(store,),
-            id="retention",
-            executor="retention",
-            next_run_time=datetime.now(UTC),
-        )
+        scheduler = self._scheduler(store)
         counts = store.count_by_state()
         self.log.info(
             "daemon.started",
@@ -226,63 +209,83 @@ class Daemon:
         self._check_watchdog(settings)
         scheduler.start()
         self.notifier.ready(status_line(counts, None, None))
-        try:
-            while self._stop_signal is None:
-                if self._reload_requested:
-                    self._reload_requested = False
-                    self._reload(store, scheduler)
-                if self._site_paused():
-                    # A tick waiting out a rate-limit pause (at most MAX_PAUSE_S, a deadline
-                    # the daemon set itself) is not hung: a restart would forget the pause
-                    # and hit the site again at once.
-                    self.watchdog.feed()
-                    self.heartbeat.write_if_due(store, time.monotonic())
-                time.sleep(STOP_CHECK_S)
-        finally:
-            self.notifier.stopping("stopping: finishing the requests in flight")
+        return store, scheduler
+
+    def _scheduler(self, store: Store) -> BackgroundScheduler:
+        """The tick's job, and retention's in a thread of its own (so that a long first
+        prune never delays a tick)."""
+        scheduler = BackgroundScheduler(
+            timezone=UTC,
+            executors={"default": SchedulerThreadPool(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        scheduler.add_listener(self._on_skipped, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        every = IntervalTrigger(seconds=tick_interval(self.settings.poll))
+        now = datetime.now(UTC)
+        scheduler.add_job(self.tick, every, args=(store,), id="tick", next_run_time=now)
+        scheduler.add_executor(SchedulerThreadPool(max_workers=1), "retention")
+        scheduler.add_job(
+            self.prune,
+            IntervalTrigger(seconds=RETENTION_EVERY_S),
+            args=(store,),
+            id="retention",
+            executor="retention",
+            next_run_time=now,
+        )
+        return scheduler
+
+    def _loop(self, store: Store, scheduler: BackgroundScheduler) -> None:
+        """Until `stop`: reloads, and the heartbeat while the site is paused."""
+        while not self.stopping.is_set():
+            if self._reload_requested:
+                self._reload_requested = False
+                self._reload(store, scheduler)
             if self._site_paused():
-                self.log.warning("daemon.stop_during_rate_limit_pause")
-            # Requests waiting for their turn (pacing, or a rate-limit pause) are not in flight:
-            # closing the gate drops them at once, and the tick drops those not yet started.
-            with self._swap:
-                gates = {r.client.gate for r in (self._runtime, self._pending) if r is not None}
-            for gate in gates:
+                # A tick waiting out a rate-limit pause (at most MAX_PAUSE_S, a deadline
+                # the daemon set itself) is not hung: a restart would forget the pause
+                # and hit the site again at once.
+                self.watchdog.feed()
+                self.heartbeat.write_if_due(store, time.monotonic())
+            self.stopping.wait(STOP_CHECK_S)
+
+    def _stop(self, store: Store, scheduler: BackgroundScheduler) -> None:
+        """Drop what waits, let what is in flight finish, write what is held, say goodbye."""
+        self.notifier.stopping("stopping: finishing the requests in flight")
+        if self._site_paused():
+            self.log.warning("daemon.stop_during_rate_limit_pause")
+        # Requests waiting for their turn (pacing, or a rate-limit pause) are not in flight:
+        # closing the gate drops them at once, and the tick drops those not yet started.
+        pending = self._pending.exchange(None)  # never to be used now
+        for gate in {self.runtime.client.gate, self._gate}:
+            if gate is not None:
                 gate.close()
-            scheduler.shutdown(wait=True)  # lets the requests in flight finish
-            with self._swap:
-                leftovers = [r for r in (self._runtime, self._pending) if r is not None]
-            for item in leftovers:
+        scheduler.shutdown(wait=True)  # lets the requests in flight finish
+        for item in (self.runtime, pending):
+            if item is not None:
                 item.close()
                 item.client.gate.close()
-            unwritten = self._last_writes(store)
-            counts = _counts(store) or {}
-            if self.endpoint is not None:
-                self.endpoint.close()
-            engine.dispose()
-            self.log.info(
-                "daemon.stopped",
-                version=__version__,
-                tasks=counts.get(TaskState.WATCHING, 0),
-                signal=signal.Signals(self._stop_signal).name if self._stop_signal else None,
-                **({"tasks_unwritten": unwritten} if unwritten else {}),
-            )
-        return 0
+        unwritten = self.last_writes(store)
+        counts = _counts(store) or {}
+        if self.endpoint is not None:
+            self.endpoint.close()
+        store.engine.dispose()
+        self.log.info(
+            "daemon.stopped",
+            version=__version__,
+            tasks=counts.get(TaskState.WATCHING, 0),
+            signal=signal.Signals(self.stop_signal).name if self.stop_signal else None,
+            **({"tasks_unwritten": unwritten} if unwritten else {}),
+        )
 
-    def _last_writes(self, store: Store) -> int:
+    def last_writes(self, store: Store) -> int:
         """At a stop: write what is held and the last heartbeat if the database lets us;
         returns how many tasks' polls are lost (made again at the next start)."""
-        self._current().poller.flush(datetime.now(UTC))
+        self.runtime.poller.flush()
         self.heartbeat.at_stop(store)
         return len(self.backlog)
 
-    def _current(self) -> Runtime:
-        with self._swap:
-            runtime = self._runtime
-        assert runtime is not None
-        return runtime
-
     def _site_paused(self) -> bool:
-        return self._current().client.gate.paused_until() is not None
+        return self.runtime.client.gate.paused_until() is not None
 
     # -- signals (the handlers only set flags; the main loop acts) ------------------------------
 
@@ -290,7 +293,7 @@ class Daemon:
         if signum == signal.SIGHUP:
             self._reload_requested = True
         else:
-            self._stop_signal = signum
+            self.stop(signum)
 
     # -- reload (main thread) -------------------------------------------------------------------
 
@@ -299,34 +302,21 @@ class Daemon:
         self.notifier.reloading()
         old = self.settings
         try:
-            new = load_settings(self.config_path, self.env)
-            new.jira.require_url()
-            changed = changed_keys(old, new)
-            refused = [key for key in RESTART_ONLY_KEYS if key in changed]
-            if refused:
-                raise ConfigError(
-                    f"{' and '.join(refused)} cannot change while the daemon runs: "
-                    "restart the service to use the new value"
-                )
-            token = load_token(new, self.env)
-            if token != self._token:
-                changed.append("jira.token")
+            new, token, changed = reread(old, self.config_path, self.env, self._token)
             runtime = None
             if any(not key.startswith("log.") for key in changed):
-                runtime = self._build(new, token, self._gate_for(new), store)
+                assert self._build is not None
+                gate = self._gate_for(new)
+                runtime, self._gate = self._build(new, token, gate), gate
         except MonitorError as exc:
             self.log.error("daemon.reload_failed", error=str(exc), config=_path(old.source))
             self.notifier.ready(f"reload failed, old config kept: {exc}")
             return
         for form in credential_forms(new.jira, token):
             register_secret(form)
-        self._token = token
-        if runtime is not None:
-            with self._swap:
-                stale, self._pending = self._pending, runtime
-            if stale is not None:
-                stale.close()  # built by an earlier reload and never used by a tick
-        self.settings = new
+        self._token, self.settings = token, new
+        if runtime is not None and (stale := self._pending.exchange(runtime)) is not None:
+            stale.close()  # built by an earlier reload and never used by a tick
         if new.log != old.log:
             configure_logging(new.log.format, new.log.level)
         if tick_interval(new.poll) != tick_interval(old.poll):
@@ -340,33 +330,13 @@ class Daemon:
 
     def _gate_for(self, settings: Settings) -> SiteGate:
         """The newest runtime's gate while the rate is unchanged, so its budget carries over."""
-        with self._swap:
-            newest = self._pending or self._runtime
-        assert newest is not None
-        gate = newest.client.gate
-        return gate if gate.max_rps == settings.jira.max_rps else self._new_gate(settings)
+        gate = self._gate
+        assert gate is not None
+        return gate if gate.max_rps == settings.jira.max_rps else self.new_gate(settings)
 
-    def _new_gate(self, settings: Settings) -> SiteGate:
+    def new_gate(self, settings: Settings) -> SiteGate:
+        """A gate for the site at `settings`' rate, reporting its pauses to the metrics."""
         return SiteGate(settings.jira.max_rps, telemetry=self.telemetry)
-
-    def _build(self, settings: Settings, token: Secret, gate: SiteGate, store: Store) -> Runtime:
-        concurrency = settings.poll.concurrency
-        client = JiraClient(
-            settings.jira, token, pool_size=concurrency, gate=gate, telemetry=self.telemetry
-        )
-        workers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jtm-poll")
-        poller = Poller(
-            store,
-            self.heartbeat.pulsing(client, store),
-            settings.poll,
-            settings.timeouts,
-            workers,
-            log=self.log,
-            watched_since=self.started_at,
-            backlog=self.backlog,
-            telemetry=self.telemetry,
-        )
-        return Runtime(settings, client, workers, poller)
 
     def _check_credentials(self, client: JiraClient) -> None:
         """Refuse to start on credentials Jira rejects (exit 77: a restart cannot help);
@@ -400,17 +370,12 @@ class Daemon:
     def _on_skipped(self, event: JobExecutionEvent) -> None:
         self.log.warning("daemon.tick_skipped", reason=f"apscheduler event {event.code}")
 
-    def _tick(self, store: Store) -> TickReport | None:
-        with self._swap:
-            retired = None
-            if self._pending is not None:
-                retired, self._runtime, self._pending = self._runtime, self._pending, None
-        runtime = self._current()
-        if retired is not None:
-            retired.close()  # the previous tick is over: its workers are idle
+    def tick(self, store: Store) -> TickReport | None:
+        """One tick with the newest runtime (what the scheduler calls); None if it failed."""
+        runtime = self._swap_in()
         started = time.perf_counter()
         try:
-            report = runtime.poller.tick(keep_going=lambda: self._stop_signal is None)
+            report = runtime.poller.tick(keep_going=self._keep_going)
             self.heartbeat.after_tick(store, report)
             self.telemetry.tick(time.perf_counter() - started, datetime.now(UTC))
         except Exception as exc:
@@ -424,15 +389,25 @@ class Daemon:
             self._report_status(store, report)
         return report
 
-    def _prune(self, store: Store) -> None:
+    def _swap_in(self) -> Runtime:
+        """The runtime a reload left pending, if any, replaces the current one, which is
+        closed: the previous tick is over, so its workers are idle."""
+        fresh = self._pending.exchange(None)
+        if fresh is not None:
+            retired, self._runtime = self._runtime, fresh
+            if retired is not None:
+                retired.close()
+        return self.runtime
+
+    def _keep_going(self) -> bool:
+        return not self.stopping.is_set()
+
+    def prune(self, store: Store) -> None:
+        """Apply the retention policy (what the scheduler calls); cut short by `stop`."""
         try:
             keep_s = self.settings.retention.snapshots_s  # read now: a reload may change it
             apply_retention(
-                store,
-                keep_s,
-                datetime.now(UTC),
-                log=self.log,
-                keep_going=lambda: self._stop_signal is None,
+                store, keep_s, datetime.now(UTC), log=self.log, keep_going=self._keep_going
             )
         except Exception:
             self.log.exception("retention.failed")

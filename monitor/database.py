@@ -27,11 +27,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 import monitor
-from monitor.errors import StoreError, StoreUnavailable
+from monitor.errors import (
+    EmptyDatabaseFile,
+    NotJtmDatabase,
+    ReadOnlyStorage,
+    ReadOnlyUnavailable,
+    StoreError,
+    StoreUnavailable,
+)
+from monitor.sqlite_path import database_name, sqlite_file
 
 SCHEMA_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
@@ -65,16 +73,6 @@ def migrations_path() -> Path:
 def describe_url(url: str) -> str:
     """The database URL with any password hidden, for messages."""
     return make_url(url).render_as_string(hide_password=True)
-
-
-def sqlite_file(url: URL) -> Path | None:
-    """The file of a SQLite URL naming a plain file; None for anything else (memory, a URI)."""
-    name = url.database
-    if url.get_backend_name() != "sqlite" or not name or name == ":memory:":
-        return None
-    if name.startswith("file:") or url.query:
-        return None
-    return Path(name).expanduser()
 
 
 def read_only_filesystem(path: Path, error: OSError | None = None) -> bool:
@@ -168,7 +166,7 @@ def _refuse_empty(path: Path, url: str) -> None:
     except OSError:
         return  # not there, or not ours to look at: SQLite reports what is wrong
     if empty:
-        raise StoreError(
+        raise EmptyDatabaseFile(
             f"database {describe_url(url)} is an empty file (0 bytes), not a jtm database: "
             "restore it from a backup, or run `jtm db upgrade` to start a new one there"
         )
@@ -185,8 +183,8 @@ def create_db_engine(url: str, *, adopt_empty: bool = False) -> Engine:
     except Exception as exc:  # SQLAlchemy raises ArgumentError, or ValueError for some inputs
         raise StoreError(f"database.url is not a valid SQLAlchemy URL: {exc}") from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
-    if is_sqlite and parsed.database and parsed.database != ":memory:":
-        path = Path(parsed.database).expanduser()
+    if (name := database_name(parsed)) is not None:
+        path = Path(name).expanduser()
         plain = sqlite_file(parsed)
         if plain is not None:  # the file SQLite will open: it resolves symbolic links itself
             plain = Path(os.path.realpath(plain))
@@ -197,8 +195,10 @@ def create_db_engine(url: str, *, adopt_empty: bool = False) -> Engine:
             if plain is not None:
                 _create_sqlite_file(plain)
         except (OSError, sqlite3.Error) as exc:
-            reason = _read_only_text(path) if _is_read_only(path, exc) else str(exc)
-            raise StoreError(f"cannot create {describe_url(url)}: {reason}") from None
+            if _is_read_only(path, exc):
+                message = f"cannot create {describe_url(url)}: {_read_only_text(path)}"
+                raise ReadOnlyStorage(message) from None
+            raise StoreError(f"cannot create {describe_url(url)}: {exc}") from None
     try:
         engine = create_engine(parsed, pool_pre_ping=not is_sqlite)
     except (SQLAlchemyError, ImportError) as exc:
@@ -228,7 +228,8 @@ def transaction(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
             raise StoreError(f"database {where}: {reason}") from None
         path = sqlite_file(engine.url)
         if path is not None and read_only_filesystem(path):
-            reason = f"{_read_only_text(path)} ({reason})"
+            message = f"database {where}: {_read_only_text(path)} ({reason})"
+            raise ReadOnlyUnavailable(message) from None
         raise StoreUnavailable(f"database {where}: {reason}") from None
 
 
@@ -237,7 +238,9 @@ def current_revision(conn: Connection) -> str | None:
     tables = set(inspect(conn).get_table_names())
     if "alembic_version" not in tables:
         if tables - {"sqlite_sequence"}:
-            raise StoreError("the database has tables but no schema version: not a jtm database")
+            raise NotJtmDatabase(
+                "the database has tables but no schema version: not a jtm database"
+            )
         return None
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
 

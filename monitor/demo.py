@@ -3,7 +3,7 @@
 The bundled simulator plays Jira; the real daemon (`python -m monitor run`, a subprocess with a
 config file of its own) watches a handful of tasks on a temporary database. The demo reads the
 daemon's JSON log lines and tells them as a story, shows progress from the database as the CLI
-would, and ends with the table of final states.
+would, and ends with the table of final states, printed by `jtm list --all` itself.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 
 import click
 
-from monitor.cli.output import TASK_HEADERS, emit_table, task_row
 from monitor.database import open_database
-from monitor.queries import Filters, Queries
 from monitor.simulator import Simulator, TaskScript
+from monitor.sqlite_path import file_url
 from monitor.states import JiraStatus, TaskState
 from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
 
 DEMO_TASKS: tuple[tuple[TaskScript, str], ...] = (
     (TaskScript("10001", queued_s=1, run_s=6, outcome="COMPLETE"), "reindex project OPS"),
@@ -60,7 +60,7 @@ def _config(tmp: Path, sim: Simulator, token: str) -> Path:
     config = tmp / "config.toml"
     config.write_text(
         f'[jira]\nurl = "{sim.url}"\nemail = "demo@example.com"\ntoken_file = "{token_file}"\n'
-        f'[database]\nurl = "sqlite:///{tmp / "monitor.db"}"\n'
+        f'[database]\nurl = "{file_url(tmp / "monitor.db")}"\n'
         f'[poll]\ninterval = "{POLL_EVERY}"\nmax_interval = "2s"\nconcurrency = 4\n'
         '[log]\nformat = "json"\n'
     )
@@ -120,7 +120,7 @@ def run_demo(max_seconds: int = 40) -> None:
         for script, _label in DEMO_TASKS:
             sim.add_task(script)
         config = _config(tmp, sim, token)
-        store = Store(open_database(f"sqlite:///{tmp / 'monitor.db'}"))
+        store = Store(open_database(file_url(tmp / "monitor.db")))
         now = datetime.now(UTC)
         for script, label in DEMO_TASKS:
             limit = RUN_LIMITS.get(script.task_id)
@@ -136,7 +136,7 @@ def run_demo(max_seconds: int = 40) -> None:
         log_path = tmp / "daemon.log"
         with log_path.open("w") as log_out:
             daemon = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "--config", str(config), "run"],
+                _jtm(config, "run"),
                 stdout=log_out,
                 stderr=subprocess.STDOUT,
             )
@@ -148,8 +148,8 @@ def run_demo(max_seconds: int = 40) -> None:
             daemon.wait(timeout=30)
         click.echo("")
         click.secho("Final states (as `jtm list --all` shows them):", bold=True)
-        now = datetime.now(UTC)
-        emit_table(TASK_HEADERS, [task_row(t, now) for t in Queries(store.engine).tasks(Filters())])
+        # The CLI itself prints them: the demo shows the product, and stays below the CLI.
+        subprocess.run(_jtm(config, "list", "--all"), check=False)
         snapshots = Queries(store.engine).snapshot_count()
         click.echo(
             f"\n{snapshots} snapshots were recorded: one per change, not one per poll "
@@ -157,6 +157,11 @@ def run_demo(max_seconds: int = 40) -> None:
             f"{daemon.returncode}. Try it on your site: see README.md."
         )
         store.engine.dispose()
+
+
+def _jtm(config: Path, *args: str) -> list[str]:
+    """The command line of `jtm --config CONFIG ARGS...`, run by this interpreter."""
+    return [sys.executable, "-m", "monitor", "--config", str(config), *args]
 
 
 def _follow(

@@ -4,9 +4,15 @@
     ├── UsageError            (2)     bad option, duration or task ID given on the command line
     ├── NotFoundError         (3)     the task ID is not registered
     ├── ConfigError           (78)    missing or invalid configuration or token
+    │   └── ConfigFileMissing (78)    the config file named by --config or JTM_CONFIG is not there
     ├── StoreError            (78)    the database cannot be used (unreachable, newer schema)
+    │   ├── NotJtmDatabase    (78)    the file is not jtm's: tables without a schema version
+    │   │   └── EmptyDatabaseFile (78) a 0-byte file where the database should be
+    │   ├── ReadOnlyStorage   (78)    the file system holding the database is mounted read-only
     │   └── StoreUnavailable  (78)    the storage failed, not the data: disk full, read-only, I/O
-    │                                 error, locked past the busy timeout; the same write may pass
+    │       │                         error, locked past the busy timeout; the same write may pass
+    │       └── ReadOnlyUnavailable   a read or write failed on a read-only file system (also
+    │                                 a ReadOnlyStorage)
     ├── OperationFailed       (1)     a requested operation did not succeed
     └── JiraError             (1)     a request to Jira failed; `transient` says whether to retry
         ├── JiraUnreachable   (69)    connection refused or reset, DNS, TLS, timeout   transient
@@ -20,33 +26,56 @@
         └── JiraRefused       (1)     another 4xx, e.g. 400 "cancellation is not possible" permanent
 
 HTTP and transport errors become `JiraError`s inside the Jira client and nowhere else; the CLI
-turns any `MonitorError` into a one-line message and its exit code. Messages never contain a
+turns any `MonitorError` into a one-line message and its exit code. The exit codes are the
+`os.EX_*` values of sysexits(3), named here and nowhere else. Messages never contain a
 secret: they are built from status codes, URLs without credentials, and Jira's error messages.
 """
 
 from __future__ import annotations
 
+import os
+
+# The exit codes, once: sysexits(3) where one fits, and the contract's own 1, 2 and 3.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_UNAVAILABLE = os.EX_UNAVAILABLE  # 69
+EXIT_NOPERM = os.EX_NOPERM  # 77
+EXIT_CONFIG = os.EX_CONFIG  # 78
+
 
 class MonitorError(Exception):
     """Root of every error the monitor raises on purpose."""
 
-    exit_code: int = 1
+    exit_code: int = EXIT_FAILED
 
 
 class UsageError(MonitorError):
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class NotFoundError(MonitorError):
-    exit_code = 3
+    exit_code = EXIT_NOT_FOUND
 
 
 class ConfigError(MonitorError):
-    exit_code = 78
+    exit_code = EXIT_CONFIG
+
+
+class ConfigFileMissing(ConfigError):
+    """The config file that --config or JTM_CONFIG names does not exist."""
 
 
 class StoreError(MonitorError):
-    exit_code = 78
+    exit_code = EXIT_CONFIG
+
+
+class NotJtmDatabase(StoreError):
+    """The database holds tables but no schema version: it is not jtm's."""
+
+
+class EmptyDatabaseFile(NotJtmDatabase):
+    """A 0-byte file where the database should be: truncated or misplaced, never adopted."""
 
 
 class StoreUnavailable(StoreError):
@@ -58,8 +87,17 @@ class StoreUnavailable(StoreError):
     """
 
 
+class ReadOnlyStorage(StoreError):
+    """The file system holding the database is mounted read-only."""
+
+
+class ReadOnlyUnavailable(StoreUnavailable, ReadOnlyStorage):
+    """A read or write failed because the database's file system is mounted read-only: the
+    daemon holds its writes back as for any storage failure; `jtm check` names the cause."""
+
+
 class OperationFailed(MonitorError):
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class JiraError(MonitorError):
@@ -77,7 +115,7 @@ class JiraError(MonitorError):
 
 
 class JiraUnreachable(JiraError):
-    exit_code = 69
+    exit_code = EXIT_UNAVAILABLE
     transient = True
 
 
@@ -115,7 +153,7 @@ class JiraBadResponse(JiraError):
 
 
 class JiraAuthError(JiraError):
-    exit_code = 77
+    exit_code = EXIT_NOPERM
 
 
 class JiraForbidden(JiraAuthError):
@@ -125,7 +163,7 @@ class JiraForbidden(JiraAuthError):
 
 
 class JiraNotFound(JiraError):
-    exit_code = 3
+    exit_code = EXIT_NOT_FOUND
 
 
 class JiraRefused(JiraError):

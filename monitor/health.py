@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from monitor.queries import FailingTask, Queries
 from monitor.records import Heartbeat
 from monitor.statefile import StoreTrouble, read_state_file
 from monitor.states import ErrorKind
-from monitor.store import Store
+from monitor.store.queries import FailingTask, Queries
 
 STALE_AFTER_S = 120.0
 EXAMPLE_IDS = 5
@@ -151,16 +150,16 @@ def with_state_files(
 
 
 def status_report(
-    store: Store, queries: Queries, now: datetime, stale_after_s: float = STALE_AFTER_S
+    queries: Queries, now: datetime, stale_after_s: float = STALE_AFTER_S
 ) -> StatusReport:
-    beats, trouble = with_state_files(store.heartbeats())
+    beats, trouble = with_state_files(queries.heartbeats())
     daemon = daemon_health(beats, now, stale_after_s)
     live = daemon.heartbeat if daemon.alive else None
     return StatusReport(
         now=now,
         daemon=daemon,
         store=None if live is None else trouble.get(live.instance),
-        counts=store.count_by_state(),
+        counts=queries.count_by_state(),
         trouble=group_trouble(queries.failing_tasks()),
         next_poll=queries.next_poll(),
         schema=queries.schema_revision(),

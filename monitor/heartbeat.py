@@ -26,7 +26,8 @@ from monitor import __version__
 from monitor.backlog import Backlog
 from monitor.errors import StoreUnavailable
 from monitor.jira import TaskInfo
-from monitor.poller import TaskApi, TickReport
+from monitor.jira.api import TaskApi
+from monitor.pollreport import TickReport
 from monitor.statefile import StateFile
 from monitor.store import Store
 

@@ -26,20 +26,18 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from monitor.states import LogFormat, LogLevel
 from monitor.systemd import is_journal_stream
 from monitor.terminal import visible
 
 MAX_VALUE_CHARS = 2000
 _REDACTED = "********"
 _secrets: set[str] = set()
-
-LogFormat = Literal["json", "console", "auto"]
-LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 def register_secret(value: str) -> None:
@@ -135,8 +133,8 @@ class _PriorityPrefixFormatter(structlog.stdlib.ProcessorFormatter):
 
 
 def configure_logging(
-    fmt: LogFormat = "auto",
-    level: LogLevel = "info",
+    fmt: LogFormat = LogFormat.AUTO,
+    level: LogLevel = LogLevel.INFO,
     stream: TextIO | None = None,
     *,
     level_prefix: bool | None = None,
@@ -150,15 +148,41 @@ def configure_logging(
     stream = stream if stream is not None else sys.stdout
     if level_prefix is None:
         level_prefix = is_journal_stream(stream, os.environ)
-    if fmt == "auto":
-        fmt = "console" if stream.isatty() else "json"
+    if fmt == LogFormat.AUTO:
+        fmt = LogFormat.CONSOLE if stream.isatty() else LogFormat.JSON
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
     ]
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(_handler(fmt, stream, shared, level_prefix=level_prefix))
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    root.setLevel(numeric)
+    # Libraries are chatty at info; their warnings and errors are what an operator needs.
+    for noisy in ("alembic", "apscheduler", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _handler(
+    fmt: LogFormat, stream: TextIO, shared: list[Any], *, level_prefix: bool
+) -> logging.Handler:
+    """The one handler: `fmt`'s renderer (JSON or console), secrets scrubbed after rendering."""
     renderer: Any
-    if fmt == "json":
+    if fmt == LogFormat.JSON:
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
         tail: list[Any] = [structlog.processors.format_exc_info, redact, order_keys]
     else:
@@ -176,26 +200,7 @@ def configure_logging(
             ],
         )
     )
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    numeric = logging.getLevelNamesMapping()[level.upper()]
-    root.setLevel(numeric)
-    # Libraries are chatty at info; their warnings and errors are what an operator needs.
-    for noisy in ("alembic", "apscheduler", "urllib3"):
-        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
-    structlog.configure(
-        processors=[
-            *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        cache_logger_on_first_use=False,
-    )
+    return handler
 
 
 def get_logger(name: str = "monitor") -> FilteringBoundLogger:

@@ -1,16 +1,14 @@
 """What one poll means: pure decisions from (the task as stored, what Jira said, now).
 
-`plan_success` and `plan_failure` decide the new column values, the snapshot, the timeline
-events, the limits newly passed and any cancel decision; `Poller` applies and logs them.
-Nothing here touches the database, the network or the clock.
+`observe` and `observe_failure` build the poll's `Outcome` in a few small steps: change
+detection, backoff, timeouts, the cancel decision, deadline scheduling, the terminal outcome.
+`Poller` has it written and reported. Nothing here touches the database, the network or the
+clock.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from monitor.config import PollSettings
 from monitor.deadlines import Facts, Limits, Overrun, next_deadline, overruns
@@ -25,19 +23,26 @@ from monitor.errors import (
     JiraUnreachable,
 )
 from monitor.jira import TaskInfo
+from monitor.outcome import (
+    CancelStep,
+    EventSpec,
+    Failure,
+    Happened,
+    Outcome,
+    Seen,
+    Timeouts,
+    stored_text,
+)
 from monitor.records import Task
 from monitor.states import (
     CancelOutcome,
-    CancelSource,
     ErrorKind,
     EventKind,
     GoneReason,
     JiraStatus,
-    TaskState,
     TimeoutAction,
     TimeoutKind,
 )
-from monitor.store import EventSpec
 
 GONE_AFTER_404S = 3
 """Consecutive 404s before a task is declared gone (one 404 can be a replica lagging)."""
@@ -53,43 +58,6 @@ DEADLINE_MARGIN_S = 0.25
 
 MIN_POLL_GAP_S = 0.5
 
-MAX_STORED_RESULT_CHARS = 65_536
-MAX_STORED_TEXT_CHARS = 4_000
-"""Jira's `message` and `description` are kept up to this many characters (with a marker
-that they were cut): a message is stored with every snapshot, and a site that sends 300 KB
-ones would otherwise fill a small disk in seconds."""
-
-
-@dataclass(frozen=True, slots=True)
-class PollPlan:
-    """What to write after one poll, and what to say about it."""
-
-    values: dict[str, Any]
-    snapshot: dict[str, Any] | None = None
-    touch_snapshot: bool = False
-    events: tuple[EventSpec, ...] = ()
-    finished: bool = False
-    gone: GoneReason | None = None
-    status_changed: bool = False
-    timeouts: tuple[Overrun, ...] = ()
-    action: TimeoutAction = TimeoutAction.CANCEL
-    decides_cancel: bool = False
-
-
-def stored_text(text: str | None, limit: int = MAX_STORED_TEXT_CHARS) -> str | None:
-    """`text` as stored: at most `limit` characters, then a marker saying how much was cut."""
-    if text is None or len(text) <= limit:
-        return text
-    return f"{text[:limit]}...(truncated: {len(text) - limit} more chars)"
-
-
-def json_result(result: object) -> str | None:
-    """Jira's `result` as stored: JSON text, cut (with the marker) past its limit; a cut one
-    is no longer JSON, and is read back as text."""
-    if result is None:
-        return None
-    return stored_text(json.dumps(result, ensure_ascii=False, default=str), MAX_STORED_RESULT_CHARS)
-
 
 def _next_poll(now: datetime, interval_s: float, jitter: float, due: datetime | None) -> datetime:
     """`interval_s` after the time the poll was due, so a tick's lateness does not add up
@@ -100,7 +68,7 @@ def _next_poll(now: datetime, interval_s: float, jitter: float, due: datetime | 
     return now + step
 
 
-def plan_success(
+def observe(
     task: Task,
     info: TaskInfo,
     now: datetime,
@@ -109,135 +77,154 @@ def plan_success(
     *,
     watched_since: datetime | None = None,
     jitter: float = 1.0,
-) -> PollPlan:
-    """Decide what a successful poll of `task` that returned `info` changes.
+) -> Outcome:
+    """The outcome of a poll of `task` that returned `info`.
 
     With `limits`, also which limits are newly passed (each kind is reported once), whether
     that decides a cancel, and when the nearest remaining deadline falls (the next poll is
     no later than that).
     """
-    first = task.first_seen_at is None
-    status_changed = task.status != info.status
+    seen = _seen(task, info, now, poll, watched_since)
+    next_poll: datetime | None = _next_poll(now, seen.interval_s, jitter, task.next_poll_at)
+    events = _answer_events(task, info, seen)
+    timeouts, cancel = None, None
+    if limits is not None and not info.terminal:
+        facts = _facts(task, info, now, seen, watched_since)
+        timeouts = _timeouts(task, facts, limits, now)
+        cancel = _cancel_decision(task, timeouts)
+        events += _timeout_events(timeouts, cancel)
+        next_poll = _before_deadline(next_poll, facts, limits, now)
+    happened = Happened.CHANGED if seen.changed else Happened.UNCHANGED
+    if info.terminal:
+        happened, next_poll = Happened.FINISHED, None
+        cancel = _cancel_closed(task, info)
+        events += _terminal_events(info, cancel)
+    return Outcome(task, now, happened, next_poll, tuple(events), seen, None, timeouts, cancel)
+
+
+def _seen(
+    task: Task,
+    info: TaskInfo,
+    now: datetime,
+    poll: PollSettings,
+    watched_since: datetime | None,
+) -> Seen:
+    """Change detection and backoff: is the answer new, and how soon to ask again."""
     message = stored_text(info.message)  # compared as stored, or a cut one always differs
     changed = (
-        first
-        or status_changed
+        task.first_seen_at is None
+        or task.status != info.status
         or task.progress != info.progress
         or task.message != message
         or task.jira_last_update_at != info.last_update
     )
-    cancel_open = task.cancel_requested_at is not None and task.cancel_outcome is None
-    if changed or cancel_open:
+    if changed or _cancel_open(task):
         interval = poll.interval_s  # a cancel in progress is watched closely
     else:
         previous = task.poll_interval_s or poll.interval_s
         interval = min(previous * UNCHANGED_BACKOFF, poll.max_interval_s)
-    values: dict[str, Any] = {
-        "status": info.status,
-        "progress": info.progress,
-        "message": message,
-        "description": stored_text(info.description),
-        "result": json_result(info.result),
-        "elapsed_runtime_ms": info.elapsed_runtime_ms,
-        "jira_submitted_at": info.submitted,
-        "jira_started_at": info.started,
-        "jira_finished_at": info.finished,
-        "jira_last_update_at": info.last_update,
-        "last_seen_at": now,
-        "poll_interval_s": interval,
-        "next_poll_at": _next_poll(now, interval, jitter, task.next_poll_at),
-        "consecutive_errors": 0,
-        "not_found_count": 0,
-    }
-    # Odd payload fields are recorded with the events that mark a new status, not on every
-    # poll: a site that always omits a field would otherwise fill the timeline.
-    odd = f" (odd payload: {'; '.join(info.anomalies)})" if info.anomalies else ""
-    events: list[EventSpec] = []
-    if first:
-        values["first_seen_at"] = now
-        events.append((EventKind.FIRST_SEEN, f"{info.status} {_pct(info.progress)}{odd}"))
-    elif status_changed:
-        events.append((EventKind.STATUS_CHANGED, f"{task.status} -> {info.status}{odd}"))
-    if task.consecutive_errors:
-        events.append((EventKind.POLL_RECOVERED, f"after {task.consecutive_errors} failed polls"))
-    if changed:
-        values["last_change_at"] = now
+    mark: datetime | None = now if changed else None
     downtime = _downtime(task, watched_since)
     if not changed and downtime is not None and task.last_change_at is not None:
         # Restart-safe stall: the time the monitor was down is taken out of the stored
         # mark once, at the first poll of this run (see `deadlines.observed_stall`).
-        values["last_change_at"] = task.last_change_at + downtime
-    timeouts: list[Overrun] = []
-    decides_cancel = False
-    action = limits.action if limits else TimeoutAction.CANCEL
-    if limits is not None and not info.terminal:
-        facts = Facts(
-            status=info.status,
-            observed_at=now,
-            submitted=info.submitted,
-            started=info.started,
-            last_update=info.last_update,
-            elapsed_runtime_ms=info.elapsed_runtime_ms,
-            server_time=info.server_time,
-            last_change_at=now if changed else task.last_change_at,
-            watched_since=watched_since,
-            last_seen_before=task.last_seen_at,
-        )
-        fired = set((task.timeouts_fired or "").split(",")) - {""}
-        timeouts = [o for o in overruns(facts, limits, now) if o.kind not in fired]
-        if timeouts:
-            fired |= {o.kind for o in timeouts}
-            values["timeouts_fired"] = ",".join(k for k in TimeoutKind if k in fired)
-            if task.timed_out is None:
-                values["timed_out"] = timeouts[0].kind
-            events.extend((EventKind.TIMEOUT, _timeout_text(o, action)) for o in timeouts)
-            if action == TimeoutAction.CANCEL and task.cancel_requested_at is None:
-                decides_cancel = True
-                reason = _timeout_text(timeouts[0], action)
-                values |= {
-                    "cancel_requested_at": now,
-                    "cancel_requested_by": CancelSource.MONITOR,
-                    "cancel_reason": reason,
-                    "cancel_attempts": 0,
-                    "cancel_next_at": now,
-                }
-                events.append((EventKind.CANCEL_REQUESTED, reason))
-        deadline = next_deadline(facts, limits, now)
-        if deadline is not None:
-            soonest = now + timedelta(seconds=MIN_POLL_GAP_S)
-            at = max(deadline + timedelta(seconds=DEADLINE_MARGIN_S), soonest)
-            values["next_poll_at"] = min(values["next_poll_at"], at)
-    if info.terminal:
-        values |= {"state": TaskState.FINISHED, "finished_at": now, "next_poll_at": None}
-        events.append((EventKind.FINISHED, f"{info.status} {_pct(info.progress)}"))
-        if cancel_open:
-            confirmed = info.status == JiraStatus.CANCELLED
-            outcome = CancelOutcome.CONFIRMED if confirmed else CancelOutcome.OVERTAKEN
-            values |= {"cancel_outcome": outcome, "cancel_next_at": None}
-            if confirmed:
-                events.append((EventKind.CANCEL_CONFIRMED, f"{info.status} after the cancel"))
-    snapshot = None
-    if changed:
-        snapshot = {
-            "observed_at": now,
-            "last_seen_at": now,
-            "status": info.status,
-            "progress": info.progress,
-            "message": message,
-            "elapsed_runtime_ms": info.elapsed_runtime_ms,
-            "jira_last_update_at": info.last_update,
-        }
-    return PollPlan(
-        values=values,
-        snapshot=snapshot,
-        touch_snapshot=not changed,
-        events=tuple(events),
-        finished=info.terminal,
-        status_changed=status_changed,
-        timeouts=tuple(timeouts),
-        action=action,
-        decides_cancel=decides_cancel,
+        mark = task.last_change_at + downtime
+    first, status_changed = task.first_seen_at is None, task.status != info.status
+    return Seen(info, message, changed, first, status_changed, interval, mark)
+
+
+def _cancel_open(task: Task) -> bool:
+    return task.cancel_requested_at is not None and task.cancel_outcome is None
+
+
+def _answer_events(task: Task, info: TaskInfo, seen: Seen) -> list[EventSpec]:
+    """The timeline events of an answer: first seen, a new status, a recovery."""
+    # Odd payload fields are recorded with the events that mark a new status, not on every
+    # poll: a site that always omits a field would otherwise fill the timeline.
+    odd = f" (odd payload: {'; '.join(info.anomalies)})" if info.anomalies else ""
+    events: list[EventSpec] = []
+    if seen.first:
+        events.append((EventKind.FIRST_SEEN, f"{info.status} {_pct(info.progress)}{odd}"))
+    elif seen.status_changed:
+        events.append((EventKind.STATUS_CHANGED, f"{task.status} -> {info.status}{odd}"))
+    if task.consecutive_errors:
+        events.append((EventKind.POLL_RECOVERED, f"after {task.consecutive_errors} failed polls"))
+    return events
+
+
+def _facts(
+    task: Task, info: TaskInfo, now: datetime, seen: Seen, watched_since: datetime | None
+) -> Facts:
+    return Facts(
+        status=info.status,
+        observed_at=now,
+        submitted=info.submitted,
+        started=info.started,
+        last_update=info.last_update,
+        elapsed_runtime_ms=info.elapsed_runtime_ms,
+        server_time=info.server_time,
+        last_change_at=now if seen.changed else task.last_change_at,
+        watched_since=watched_since,
+        last_seen_before=task.last_seen_at,
     )
+
+
+def _timeouts(task: Task, facts: Facts, limits: Limits, now: datetime) -> Timeouts | None:
+    """The limits newly passed (None if none is)."""
+    fired = set((task.timeouts_fired or "").split(",")) - {""}
+    passed = tuple(o for o in overruns(facts, limits, now) if o.kind not in fired)
+    if not passed:
+        return None
+    fired |= {o.kind for o in passed}
+    first = passed[0].kind if task.timed_out is None else None
+    kinds = tuple(k for k in TimeoutKind if k in fired)
+    return Timeouts(passed, kinds, first, limits.action)
+
+
+def _cancel_decision(task: Task, timeouts: Timeouts | None) -> CancelStep | None:
+    """A limit with action `cancel` newly passed decides a cancel, unless one was decided."""
+    if timeouts is None or timeouts.action != TimeoutAction.CANCEL:
+        return None
+    if task.cancel_requested_at is not None:
+        return None
+    return CancelStep(decided=_timeout_text(timeouts.passed[0], timeouts.action))
+
+
+def _timeout_events(timeouts: Timeouts | None, cancel: CancelStep | None) -> list[EventSpec]:
+    if timeouts is None:
+        return []
+    events: list[EventSpec] = [
+        (EventKind.TIMEOUT, _timeout_text(o, timeouts.action)) for o in timeouts.passed
+    ]
+    if cancel is not None and cancel.decided is not None:
+        events.append((EventKind.CANCEL_REQUESTED, cancel.decided))
+    return events
+
+
+def _before_deadline(
+    next_poll: datetime | None, facts: Facts, limits: Limits, now: datetime
+) -> datetime | None:
+    """The next poll, no later than just past the nearest remaining deadline."""
+    deadline = next_deadline(facts, limits, now)
+    if deadline is None or next_poll is None:
+        return next_poll
+    soonest = now + timedelta(seconds=MIN_POLL_GAP_S)
+    return min(next_poll, max(deadline + timedelta(seconds=DEADLINE_MARGIN_S), soonest))
+
+
+def _cancel_closed(task: Task, info: TaskInfo) -> CancelStep | None:
+    """A terminal status closes an open cancel decision: confirmed, or overtaken."""
+    if not _cancel_open(task):
+        return None
+    confirmed = info.status == JiraStatus.CANCELLED
+    return CancelStep(closed=CancelOutcome.CONFIRMED if confirmed else CancelOutcome.OVERTAKEN)
+
+
+def _terminal_events(info: TaskInfo, cancel: CancelStep | None) -> list[EventSpec]:
+    events: list[EventSpec] = [(EventKind.FINISHED, f"{info.status} {_pct(info.progress)}")]
+    if cancel is not None and cancel.closed == CancelOutcome.CONFIRMED:
+        events.append((EventKind.CANCEL_CONFIRMED, f"{info.status} after the cancel"))
+    return events
 
 
 def _downtime(task: Task, watched_since: datetime | None) -> timedelta | None:
@@ -276,44 +263,47 @@ _ERROR_KINDS: tuple[tuple[type[JiraError], ErrorKind], ...] = (
 )
 
 
-def plan_failure(
+def observe_failure(
     task: Task, error: Exception, now: datetime, poll: PollSettings, jitter: float = 1.0
-) -> PollPlan:
-    """Decide what a failed poll changes: back off, count 404s, declare a task gone.
+) -> Outcome:
+    """The outcome of a failed poll: back off, count 404s, declare a task gone.
 
     `error` is a JiraError, or anything else that went wrong while processing the task (a
     bug, a payload that broke an assumption): that is backed off as a transient failure so it
     cannot turn into a hot loop.
     """
+    failure = _failure(task, error)
+    events: list[EventSpec] = []
+    if failure.errors == 1:
+        events.append((EventKind.POLL_FAILED, failure.text))
+    if failure.gone is not None:
+        events.append((EventKind.GONE, f"{failure.gone} after {failure.not_found} answers of 404"))
+        return Outcome(task, now, Happened.GONE, None, tuple(events), failure=failure)
+    next_poll = _next_poll(now, _failure_delay(error, failure, poll), jitter, task.next_poll_at)
+    return Outcome(task, now, Happened.FAILED, next_poll, tuple(events), failure=failure)
+
+
+def _failure(task: Task, error: Exception) -> Failure:
     errors = task.consecutive_errors + 1
     transient = error.transient if isinstance(error, JiraError) else True
     text = str(error) if isinstance(error, JiraError) else f"internal error: {error!r}"
-    values: dict[str, Any] = {
-        "consecutive_errors": errors,
-        "last_error": text,
-        "last_error_at": now,
-        "last_error_transient": transient,
-        "last_error_kind": error_kind(error),
-    }
-    events: list[EventSpec] = []
-    if errors == 1:
-        events.append((EventKind.POLL_FAILED, text))
-    if isinstance(error, JiraNotFound):
-        misses = task.not_found_count + 1
-        values["not_found_count"] = misses
-        if misses >= GONE_AFTER_404S:
-            # Seen before and now missing: Jira forgot it (its ~14-day retention).
-            reason = GoneReason.EXPIRED if task.first_seen_at else GoneReason.NOT_FOUND
-            values |= {"state": TaskState.GONE, "next_poll_at": None}
-            events.append((EventKind.GONE, f"{reason} after {misses} answers of 404"))
-            return PollPlan(values=values, events=tuple(events), gone=reason)
-        delay = poll.interval_s
-    elif isinstance(error, JiraRateLimited) and error.retry_after_s is not None:
-        delay = max(error.retry_after_s, poll.interval_s)
-    else:
-        delay = min(poll.interval_s * 2 ** min(errors, 16), poll.max_interval_s)
-    values["next_poll_at"] = _next_poll(now, delay, jitter, task.next_poll_at)
-    return PollPlan(values=values, events=tuple(events))
+    if not isinstance(error, JiraNotFound):
+        return Failure(error, text, transient, error_kind(error), errors, None)
+    misses = task.not_found_count + 1
+    gone = None
+    if misses >= GONE_AFTER_404S:
+        # Seen before and now missing: Jira forgot it (its ~14-day retention).
+        gone = GoneReason.EXPIRED if task.first_seen_at else GoneReason.NOT_FOUND
+    return Failure(error, text, transient, error_kind(error), errors, misses, gone)
+
+
+def _failure_delay(error: Exception, failure: Failure, poll: PollSettings) -> float:
+    if failure.not_found is not None:
+        return poll.interval_s
+    if isinstance(error, JiraRateLimited) and error.retry_after_s is not None:
+        return max(error.retry_after_s, poll.interval_s)
+    backoff: float = poll.interval_s * 2 ** min(failure.errors, 16)
+    return min(backoff, poll.max_interval_s)
 
 
 def _pct(progress: int | None) -> str:

@@ -7,11 +7,12 @@ CLI removed meanwhile is not resurrected. Answers that came back together share 
 write transaction (`WRITE_GROUP`); a crash between poll and write loses those polls, which
 are simply made again.
 
-Deciding what a poll means is pure (`monitor.observation`); applying and logging the
-decision is `Poller`'s part. A task whose processing raises is isolated: it is logged, backed
-off, and the others carry on. A write that fails because of the storage (disk full, read-only)
-is no one task's fault: the outcomes are held in memory and written later (`monitor.backlog`),
-and each task keeps its schedule meanwhile, so Jira sees no more requests than usual.
+Deciding what a poll means is pure (`monitor.observation`: one `Outcome` per poll); the
+store writes it (`Store.record_polls`) and `monitor.pollreport` counts and logs it. A task
+whose processing raises is isolated: it is logged, backed off, and the others carry on. A
+write that fails because of the storage (disk full, read-only) is no one task's fault: the
+outcomes are held in memory and written later (`monitor.backlog`), and each task keeps its
+schedule meanwhile, so Jira sees no more requests than usual.
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from queue import SimpleQueue
-from typing import Protocol
 
 from structlog.typing import FilteringBoundLogger
 
@@ -30,29 +29,19 @@ from monitor.backlog import Backlog
 from monitor.canceller import Canceller
 from monitor.config import PollSettings, TimeoutSettings
 from monitor.deadlines import Limits
-from monitor.errors import (
-    ClientClosed,
-    JiraError,
-    JiraForbidden,
-    JiraNotFound,
-    JiraRateLimited,
-    StoreUnavailable,
-)
+from monitor.errors import ClientClosed, JiraError, StoreUnavailable
 from monitor.jira import TaskInfo
+from monitor.jira.api import TaskApi
 from monitor.logs import get_logger
 from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
-from monitor.observation import (
-    JITTER,
-    PollPlan,
-    json_result,
-    plan_failure,
-    plan_success,
-)
+from monitor.observation import JITTER, observe, observe_failure
+from monitor.outcome import Outcome
+from monitor.pollreport import TickReport, log_failure, report_poll
 from monitor.records import Task
-from monitor.states import CancelSource, ErrorKind, JiraStatus
-from monitor.store import PollWrite, Store
+from monitor.store import Store
 
-MAX_LOGGED_RESULT_CHARS = 1_000
+__all__ = ["NOT_SENT", "Poller", "TaskApi", "TickReport"]
+
 MAX_DUE_PER_TICK = 5_000
 DUE_BATCH = 500
 WRITE_GROUP = 32
@@ -72,36 +61,6 @@ NOT_SENT = ClientClosed("not sent: the daemon is stopping")
 """Handed back for a request dropped at a stop: the task stays due and is polled next time."""
 
 
-class TaskApi(Protocol):
-    """What the poller needs of Jira (`JiraClient` is one)."""
-
-    def get_task(self, task_id: str) -> TaskInfo: ...
-
-    def cancel_task(self, task_id: str) -> None: ...
-
-
-@dataclass(slots=True)
-class TickReport:
-    """What one tick did; also the daemon's heartbeat and systemd STATUS material."""
-
-    due: int = 0
-    polled: int = 0
-    changed: int = 0
-    finished: int = 0
-    failed: int = 0
-    gone: int = 0
-    skipped: int = 0
-    timeouts: int = 0
-    cancels_sent: int = 0
-    held: int = 0  # outcomes held in memory: the database could not be written
-
-    def add(self, other: TickReport) -> None:
-        """Count `other` (a further round of the same tick) in."""
-        for item in fields(self):
-            mine, theirs = getattr(self, item.name), getattr(other, item.name)
-            setattr(self, item.name, mine + theirs)
-
-
 class Poller:
     """Polls due tasks with `executor` (its size is the concurrency), records the results,
     and takes the cancel steps that are due.
@@ -109,7 +68,7 @@ class Poller:
     `watched_since` is when this continuous run of observation began (the daemon's start):
     the monitor's own downtime before it never counts as a stall. `backlog` holds outcomes
     that could not be written yet; the daemon hands the same one to each poller it builds.
-    `telemetry` is told each recorded poll's outcome (`monitor.metrics`).
+    `telemetry` is told each written poll's outcome and each cancel step (`monitor.metrics`).
     """
 
     def __init__(
@@ -158,7 +117,7 @@ class Poller:
         """
         report = TickReport()
         if len(self.backlog):
-            self._flush(now or datetime.now(UTC), report)
+            self._flush(report)
         for _round in range(MAX_ROUNDS_PER_TICK):
             try:
                 batch = self.poll_due(now or datetime.now(UTC), DUE_BATCH, keep_going)
@@ -175,12 +134,12 @@ class Poller:
                 self.backlog.failed(exc)
         return report
 
-    def flush(self, now: datetime) -> TickReport:
+    def flush(self) -> TickReport:
         """Try to write the outcomes held while the database could not be written (at a
         stop: the tick does it first thing anyway). `len(self.backlog)` says what is left."""
         report = TickReport()
         if len(self.backlog):
-            self._flush(now, report)
+            self._flush(report)
         return report
 
     def poll_due(
@@ -230,77 +189,95 @@ class Poller:
             answers.put((task, answer))
 
     def _apply(self, group: list[tuple[Task, Answer]], now: datetime, report: TickReport) -> None:
-        staged: list[_Polled] = []
-        for task, answer in group:
-            if answer is NOT_SENT:
-                report.skipped += 1
-                continue
-            if not isinstance(answer, TaskInfo | JiraError):
-                self._isolate(task, answer, now, report)
-                continue
-            try:
-                staged.append(_Polled(task, answer, self._plan(task, answer, now)))
-            except Exception as exc:
-                self._isolate(task, exc, now, report)
-        if len(self.backlog):  # new outcomes go in behind the held ones, never before
-            for polled in staged:
-                self._hold(polled.write(), now, report, polled)
-            self._flush(now, report)
-            return
-        try:
-            together = self._write_together(staged, now) if len(staged) > 1 else None
-        except StoreUnavailable as exc:
-            self._hold_all(staged, exc, now, report)
-            return
-        if together is not None:
-            self.backlog.written()
-            for polled, ok in zip(staged, together, strict=True):
-                self._settle(polled, ok, now, report)
-            return
-        for i, polled in enumerate(staged):
-            try:
-                ok = self.store.record_polls([polled.write()], now)[0]
-            except StoreUnavailable as exc:
-                self._hold_all(staged[i:], exc, now, report)
-                return
-            except Exception as exc:
-                self._isolate(polled.task, exc, now, report)
-            else:
-                self.backlog.written()
-                self._settle(polled, ok, now, report)
+        """Decide what each answer of `group` means, then write and report the outcomes."""
+        outcomes = [self._outcome(task, answer, now, report) for task, answer in group]
+        self._write([o for o in outcomes if o is not None], report)
 
-    def _write_together(self, staged: list[_Polled], now: datetime) -> list[bool] | None:
-        """Write `staged` in one transaction; None if that failed for the data (then each
-        goes alone, so that one task's bad data costs only its own poll). A failure of the
-        storage is raised: no write would go in alone either."""
+    def _outcome(
+        self, task: Task, answer: Answer, now: datetime, report: TickReport
+    ) -> Outcome | None:
+        """The outcome of one answer; None for a request not sent or a task isolated."""
+        if answer is NOT_SENT:
+            report.skipped += 1
+            return None
+        if not isinstance(answer, TaskInfo | JiraError):  # a bug in a worker
+            self._isolate(task, answer, now, report)
+            return None
         try:
-            return self.store.record_polls([polled.write() for polled in staged], now)
-        except StoreUnavailable:
-            raise
-        except Exception:
+            if isinstance(answer, TaskInfo):
+                return observe(
+                    task,
+                    answer,
+                    now,
+                    self.poll,
+                    Limits.for_task(task, self.timeouts),
+                    watched_since=self.watched_since,
+                    jitter=self._jitter(),
+                )
+            outcome = observe_failure(task, answer, now, self.poll, self._jitter())
+            log_failure(self.log, outcome)
+            return outcome
+        except Exception as exc:
+            self._isolate(task, exc, now, report)
             return None
 
-    def _hold(
-        self, write: PollWrite, now: datetime, report: TickReport, polled: _Polled | None = None
-    ) -> None:
-        self.backlog.hold(write, now, polled)
+    def _write(self, outcomes: list[Outcome], report: TickReport) -> None:
+        """The one write path: behind what is held, if anything is; else together in one
+        transaction; else (that failed for the data) each alone, so that one task's bad data
+        costs only its own poll. A failure of the storage holds what is left."""
+        if len(self.backlog):  # new outcomes go in behind the held ones, never before
+            for outcome in outcomes:
+                self._hold(outcome, report)
+            self._flush(report)
+            return
+        if len(outcomes) > 1 and self._write_together(outcomes, report):
+            return
+        for i, outcome in enumerate(outcomes):
+            try:
+                ok = self.store.record_polls([outcome])[0]
+            except StoreUnavailable as exc:
+                self._hold_all(outcomes[i:], exc, report)
+                return
+            except Exception as exc:
+                self._isolate(outcome.task, exc, outcome.at, report)
+            else:
+                self.backlog.written()
+                self._settle(outcome, ok, report)
+
+    def _write_together(self, outcomes: list[Outcome], report: TickReport) -> bool:
+        """Write `outcomes` in one transaction; False if that failed for the data. A failure
+        of the storage holds them all (no write would go in alone either)."""
+        try:
+            written = self.store.record_polls(outcomes)
+        except StoreUnavailable as exc:
+            self._hold_all(outcomes, exc, report)
+            return True
+        except Exception:
+            return False
+        self.backlog.written()
+        for outcome, ok in zip(outcomes, written, strict=True):
+            self._settle(outcome, ok, report)
+        return True
+
+    def _hold(self, outcome: Outcome, report: TickReport) -> None:
+        self.backlog.hold(outcome)
         report.held += 1
 
     def _hold_all(
-        self, staged: list[_Polled], error: StoreUnavailable, now: datetime, report: TickReport
+        self, outcomes: list[Outcome], error: StoreUnavailable, report: TickReport
     ) -> None:
-        for polled in staged:
-            self._hold(polled.write(), now, report, polled)
+        for outcome in outcomes:
+            self._hold(outcome, report)
         self.backlog.failed(error)
 
-    def _flush(self, now: datetime, report: TickReport) -> None:
+    def _flush(self, report: TickReport) -> None:
         """Write what is held (`Backlog.flush`), then count and log those polls."""
-        written = self.backlog.flush(self.store, now)
+        written = self.backlog.flush(self.store)
         if written:
-            self.backlog.written(tasks=len({held.write.task.task_id for held, _ in written}))
+            self.backlog.written(tasks=len({held.outcome.task.task_id for held, _ in written}))
         for held, ok in written:
-            if isinstance(held.settle, _Polled):
-                self._settle(held.settle, ok, held.write.at or now, report)
+            if held.report:
+                self._settle(held.outcome, ok, report)
 
     def _isolate(self, task: Task, error: Exception, now: datetime, report: TickReport) -> None:
         """One task's bad data or a bug must not stop the others, nor be retried every tick."""
@@ -309,15 +286,15 @@ class Poller:
         self._back_off(task, error, now)
 
     def _back_off(self, task: Task, error: Exception, now: datetime) -> None:
-        plan = plan_failure(task, error, now, self.poll, self._jitter())
-        write = PollWrite(task, plan.values, events=plan.events)
+        """Write the back-off of an isolated task (counted already: not reported again)."""
+        outcome = observe_failure(task, error, now, self.poll, self._jitter())
         if len(self.backlog):
-            self.backlog.hold(write, now)
+            self.backlog.hold(outcome, report=False)
             return
         try:
-            self.store.record_polls([write], now)
+            self.store.record_polls([outcome])
         except StoreUnavailable as exc:
-            self.backlog.hold(write, now)
+            self.backlog.hold(outcome, report=False)
             self.backlog.failed(exc)
         except Exception:
             self.log.exception("poller.backoff_failed", task_id=task.task_id)
@@ -325,132 +302,9 @@ class Poller:
     def _jitter(self) -> float:
         return self.rng.uniform(1 - JITTER, 1 + JITTER)
 
-    def _plan(self, task: Task, answer: TaskInfo | JiraError, now: datetime) -> PollPlan:
-        if isinstance(answer, JiraError):
-            self._log_failure(task, answer)
-            return plan_failure(task, answer, now, self.poll, self._jitter())
-        return plan_success(
-            task,
-            answer,
-            now,
-            self.poll,
-            Limits.for_task(task, self.timeouts),
-            watched_since=self.watched_since,
-            jitter=self._jitter(),
-        )
-
-    def _settle(self, polled: _Polled, written: bool, now: datetime, report: TickReport) -> None:
+    def _settle(self, outcome: Outcome, written: bool, report: TickReport) -> None:
         """Count and log a poll once its outcome is written (or lost its race)."""
         try:
-            self._report(polled, written, now, report)
+            report_poll(self.log, outcome, written, report, self.telemetry)
         except Exception as exc:
-            self._isolate(polled.task, exc, now, report)
-
-    def _report(self, polled: _Polled, written: bool, now: datetime, report: TickReport) -> None:
-        task, answer, plan = polled.task, polled.answer, polled.plan
-        if not written:
-            report.skipped += 1  # removed by the CLI, or polled by another instance meanwhile
-            return
-        self.telemetry.polled(task, answer, plan, now)
-        if isinstance(answer, JiraError):
-            report.failed += 1
-            if plan.gone is not None:
-                report.gone += 1
-                self.log.warning("task.gone", task_id=task.task_id, reason=str(plan.gone))
-            return
-        report.polled += 1
-        if plan.snapshot is not None:
-            report.changed += 1
-        if plan.status_changed:
-            self.log.info(
-                "task.status_changed",
-                task_id=task.task_id,
-                **{"from": task.status, "to": answer.status},
-                progress=answer.progress,
-            )
-        for overrun in plan.timeouts:
-            report.timeouts += 1
-            self.log.warning(
-                "task.timeout",
-                task_id=task.task_id,
-                kind=str(overrun.kind),
-                limit_s=overrun.limit_s,
-                observed_s=overrun.observed_s,
-                action=str(plan.action),
-                cancel=plan.decides_cancel,
-            )
-        if plan.finished:
-            report.finished += 1
-            self._log_finished(task, answer, now, plan)
-
-    def _log_failure(self, task: Task, error: JiraError) -> None:
-        if isinstance(error, JiraForbidden):
-            # Once per change: a task the account may not see is refused at every poll.
-            already = task.consecutive_errors and task.last_error_kind == ErrorKind.FORBIDDEN
-            if not already:
-                self.log.warning(
-                    "task.access_denied", task_id=task.task_id, kind="task", reason=str(error)
-                )
-        elif isinstance(error, JiraRateLimited):
-            self.log.warning(
-                "jira.rate_limited",
-                task_id=task.task_id,
-                retry_after_s=error.retry_after_s,
-                wait_s=error.pause_s,
-                reason=error.reason,
-            )
-        elif not isinstance(error, JiraNotFound):
-            self.log.warning(
-                "jira.error",
-                task_id=task.task_id,
-                status=error.status,
-                transient=error.transient,
-                error=str(error),
-            )
-
-    def _log_finished(self, task: Task, info: TaskInfo, now: datetime, plan: PollPlan) -> None:
-        start = info.submitted or task.registered_at
-        end = info.finished or now
-        result: object = info.result
-        text = json_result(result)
-        if text is not None and len(text) > MAX_LOGGED_RESULT_CHARS:
-            result = text[:MAX_LOGGED_RESULT_CHARS] + "...(truncated)"
-        level = self.log.info if info.status == JiraStatus.COMPLETE else self.log.warning
-        level(
-            "task.finished",
-            task_id=task.task_id,
-            label=task.label,
-            status=info.status,
-            progress=info.progress,
-            elapsed_runtime_ms=info.elapsed_runtime_ms,
-            duration_s=round(max((end - start).total_seconds(), 0.0), 3),
-            polls=task.polls + 1,
-            cancelled_by_monitor=(
-                info.status == JiraStatus.CANCELLED
-                and task.cancel_requested_by == CancelSource.MONITOR
-                and task.cancel_sent_at is not None
-            ),
-            cancel_requested_by=task.cancel_requested_by,
-            timed_out=plan.values.get("timed_out", task.timed_out),
-            result=result,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Polled:
-    """A task, what Jira answered, and what that means."""
-
-    task: Task
-    answer: TaskInfo | JiraError
-    plan: PollPlan
-
-    def write(self) -> PollWrite:
-        plan = self.plan
-        return PollWrite(
-            self.task,
-            plan.values,
-            plan.snapshot,
-            plan.touch_snapshot,
-            plan.events,
-            plan.decides_cancel,
-        )
+            self._isolate(outcome.task, exc, outcome.at, report)

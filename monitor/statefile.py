@@ -39,6 +39,15 @@ class StoreTrouble:
     tasks_waiting: int
 
 
+def trouble_text(trouble: StoreTrouble) -> str:
+    """The database outage, in a few words (STATUS=, `jtm status`)."""
+    noun = "task" if trouble.tasks_waiting == 1 else "tasks"
+    return (
+        f"cannot write the database since {trouble.since:%Y-%m-%d %H:%M:%S} UTC "
+        f"({trouble.tasks_waiting} {noun} waiting): {trouble.error}"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonState:
     """What a daemon's state file says."""
@@ -50,18 +59,13 @@ class DaemonState:
 
 def state_dir(env: Mapping[str, str], database_url: str) -> Path | None:
     """Where the daemon keeps its state file (see the module's docstring); None: nowhere."""
-    from sqlalchemy.engine import make_url
-
-    from monitor.database import sqlite_file
+    from monitor.sqlite_path import sqlite_file
 
     if runtime := env.get("RUNTIME_DIRECTORY", "").split(":")[0]:
         return Path(runtime)
     if xdg := env.get("XDG_RUNTIME_DIR", ""):
         return Path(xdg) / APP_DIR
-    try:
-        database_file = sqlite_file(make_url(database_url))
-    except Exception:  # an invalid URL is reported when the database is opened
-        return None
+    database_file = sqlite_file(database_url)  # an invalid URL is reported at opening
     return None if database_file is None else database_file.parent
 
 

@@ -1,5 +1,5 @@
 """Closed vocabularies, defined once: task states, Jira statuses, event kinds, timeouts,
-kinds of error."""
+kinds of error, and the closed choices of the configuration (auth, log format and level)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,30 @@ class TimeoutKind(StrEnum):
 class TimeoutAction(StrEnum):
     CANCEL = "cancel"
     WARN = "warn"
+
+
+class Auth(StrEnum):
+    """`jira.auth`: how the token is sent."""
+
+    BASIC = "basic"  # Authorization: Basic base64(email:token), an Atlassian API token
+    BEARER = "bearer"  # Authorization: Bearer <token>, an OAuth or service-account token
+
+
+class LogFormat(StrEnum):
+    """`log.format`; AUTO is CONSOLE on a terminal, JSON otherwise."""
+
+    JSON = "json"
+    CONSOLE = "console"
+    AUTO = "auto"
+
+
+class LogLevel(StrEnum):
+    """`log.level`, the lowest level written."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
 
 
 class GoneReason(StrEnum):

@@ -24,14 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any, Protocol
-
-from monitor.states import TaskState
-
-if TYPE_CHECKING:
-    from monitor.poller import TickReport
-    from monitor.statefile import StoreTrouble
+from typing import IO, Any, Protocol
 
 NOTIFY_SOCKET_ENV = "NOTIFY_SOCKET"
 WATCHDOG_USEC_ENV = "WATCHDOG_USEC"
@@ -199,37 +192,3 @@ def is_journal_stream(stream: IO[Any], env: Mapping[str, str]) -> bool:
         # io.UnsupportedOperation (a StringIO) is an OSError and a ValueError.
         return False
     return (st.st_dev, st.st_ino) == (int(device), int(inode))
-
-
-def counts_text(counts: Mapping[str, int] | None) -> str:
-    if counts is None:
-        return "task counts unavailable (database busy)"
-    return (
-        f"watching {counts.get(TaskState.WATCHING, 0)}, "
-        f"finished {counts.get(TaskState.FINISHED, 0)}, gone {counts.get(TaskState.GONE, 0)}"
-    )
-
-
-def trouble_text(trouble: StoreTrouble) -> str:
-    """The database outage, in a few words (STATUS=, `jtm status`)."""
-    noun = "task" if trouble.tasks_waiting == 1 else "tasks"
-    return (
-        f"cannot write the database since {trouble.since:%Y-%m-%d %H:%M:%S} UTC "
-        f"({trouble.tasks_waiting} {noun} waiting): {trouble.error}"
-    )
-
-
-def status_line(
-    counts: Mapping[str, int] | None,
-    report: TickReport | None,
-    at: datetime | None,
-    trouble: StoreTrouble | None = None,
-) -> str:
-    """systemd's STATUS= text: live counts and the last tick, e.g. for `systemctl status`;
-    first of all, the database's trouble if it cannot be written."""
-    text = counts_text(counts)
-    if trouble is not None:
-        text = f"{trouble_text(trouble)}; {text}"
-    if at is None or report is None:
-        return f"{text}; no tick yet"
-    return f"{text}; last tick {at:%Y-%m-%d %H:%M:%S} UTC, polled {report.polled}/{report.due}"

@@ -23,8 +23,8 @@ from typing import Any, TextIO
 
 import click
 
-from monitor.config import Settings, TimeoutSettings
-from monitor.deadlines import Limits, stored_facts, time_left
+from monitor.config import Settings
+from monitor.deadlines import nearest_limit
 from monitor.durations import format_approx
 from monitor.health import (
     STALE_AFTER_S,
@@ -35,9 +35,8 @@ from monitor.health import (
     with_state_files,
 )
 from monitor.palette import STATUS_COLOURS
-from monitor.queries import Filters, Queries
 from monitor.states import JiraStatus, TaskState
-from monitor.store import Store
+from monitor.store.queries import Filters, Queries
 from monitor.terminal import visible
 
 ETA_POINTS = 20
@@ -61,23 +60,6 @@ def eta_seconds(points: Sequence[tuple[datetime, int]], now: datetime) -> float 
         return None
     rate = (last - first) / elapsed  # percent per second
     return (100 - last) / rate
-
-
-def nearest_limit(task: Any, defaults: TimeoutSettings, now: datetime) -> tuple[str, float] | None:
-    """The limit that runs out first, and the seconds left (negative: passed); None if none.
-
-    The same arithmetic as the daemon's (`monitor.deadlines`), on the facts of the last poll.
-    """
-    if task.state != TaskState.WATCHING:
-        return None
-    facts = stored_facts(task)
-    if facts is None:
-        return None
-    left = time_left(facts, Limits.for_task(task, defaults), now)
-    if not left:
-        return None
-    kind, seconds = min(left, key=lambda item: item[1])
-    return str(kind), seconds
 
 
 # --- the view -----------------------------------------------------------------------------
@@ -107,7 +89,6 @@ class View:
 
 
 def load_view(
-    store: Store,
     queries: Queries,
     *,
     settings: Settings,
@@ -144,7 +125,7 @@ def load_view(
     return View(
         now=now,
         rows=rows,
-        daemon=daemon_health(with_state_files(store.heartbeats())[0], now, STALE_AFTER_S),
+        daemon=daemon_health(with_state_files(queries.heartbeats())[0], now, STALE_AFTER_S),
         next_poll_at=next_poll[1] if next_poll else None,
     )
 

@@ -24,6 +24,7 @@ from monitor.database import open_database
 from monitor.jira import JiraClient
 from monitor.poller import Poller
 from monitor.simulator import Simulator
+from monitor.states import LogFormat
 from monitor.store import Store
 from tests.notify import NotifyListener
 
@@ -55,7 +56,7 @@ def settings(sim: Simulator, db_url: str) -> Settings:
         database=DatabaseSettings(db_url),
         jira=JiraSettings(url=sim.url, email=SIM_EMAIL, timeout_s=2.0, max_rps=1000.0),
         poll=PollSettings(interval_s=1.0, max_interval_s=4.0, concurrency=4),
-        log=LogSettings(format="json"),
+        log=LogSettings(format=LogFormat.JSON),
     )
 
 

@@ -10,12 +10,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.queries import Filters, Queries
+from monitor.config import PollSettings
+from monitor.jira import TaskInfo
+from monitor.observation import observe
+from monitor.outcome import Outcome
+from monitor.records import Task
 from monitor.simulator import Simulator
 from monitor.store import Store
+from monitor.store.queries import Filters, Queries
 
 JTM = [sys.executable, "-m", "monitor"]
 
@@ -129,3 +136,28 @@ def snapshots(store: Store, task_id: str | None = None, **filters: Any) -> list[
     wanted = Filters(task_ids=(task_id,) if task_id else (), **filters)
     with Queries(store.engine).snapshots(wanted) as rows:
         return list(rows)
+
+
+def answer(
+    task_id: str, status: str = "RUNNING", progress: int | None = None, **info: Any
+) -> TaskInfo:
+    """Jira's answer about `task_id` (`info` sets further `TaskInfo` fields)."""
+    bare = TaskInfo(
+        task_id=task_id, status=status, progress=progress, message=None, description=None,
+        result=None, elapsed_runtime_ms=None, submitted=None, started=None, finished=None,
+        last_update=None,
+    )  # fmt: skip
+    return replace(bare, **info)
+
+
+def polled(task: Task, at: datetime, status: str = "RUNNING", progress: int | None = None,
+           **info: Any) -> Outcome:  # fmt: skip
+    """The outcome of a poll of `task` (as read) that saw `status` and `progress`."""
+    return observe(task, answer(task.task_id, status, progress, **info), at, PollSettings())
+
+
+def record(store: Store, task_id: str, at: datetime, status: str = "RUNNING",
+           progress: int | None = None, **info: Any) -> bool:  # fmt: skip
+    """Record one poll of `task_id` that saw `status` and `progress`, decided and written as
+    the daemon does it; False if it lost its race."""
+    return store.record_polls([polled(store.get(task_id), at, status, progress, **info)])[0]

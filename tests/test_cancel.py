@@ -21,12 +21,13 @@ from monitor.canceller import MAX_ATTEMPTS
 from monitor.cli import cli
 from monitor.config import PollSettings, Secret, Settings, TimeoutSettings
 from monitor.jira import JiraClient
+from monitor.outcome import CancelStep
 from monitor.poller import Poller
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import CancelOutcome, CancelSource, EventKind, TaskState, TimeoutAction
 from monitor.store import Registration, Store
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
-from tests.helpers import Daemon, base_env, events, write_config
+from tests.helpers import Daemon, base_env, events, polled, write_config
 
 NOW = datetime.now(UTC)
 HOURS = 3600.0
@@ -321,8 +322,8 @@ def test_a_users_cancel_is_not_overwritten_by_a_monitor_decision(store: Store) -
     store.register(["1"], Registration(), NOW)
     [read] = store.due_tasks(NOW, 10)
     assert store.request_cancel("1", NOW, CancelSource.USER, "by hand")
-    values = {"cancel_requested_at": NOW, "cancel_requested_by": CancelSource.MONITOR}
-    assert not store.record_poll(read, values, NOW, decides_cancel=True)
+    decision = replace(polled(read, NOW), cancel=CancelStep(decided="total limit passed"))
+    assert not store.record_polls([decision])[0]
     assert store.get("1").cancel_requested_by == CancelSource.USER
 
 

@@ -20,7 +20,7 @@ from monitor.cli import COMMAND_MODULES, cli
 from monitor.database import SCHEMA_HEAD, open_database
 from monitor.store import Store
 from tests.conftest import RunCli
-from tests.helpers import JTM, base_env
+from tests.helpers import JTM, base_env, polled, record
 
 SHOW_KEYS = {
     "task_id", "state", "status", "progress", "label", "registered_at", "finished_at",
@@ -125,8 +125,7 @@ def test_history_newest_first_as_json_and_csv(run: RunCli, config: Path) -> None
     for i in range(4):
         task = store.get(str(i % 2 + 1))
         at = start + timedelta(hours=i)
-        snap = {"observed_at": at, "last_seen_at": at, "status": "RUNNING", "progress": i * 10}
-        assert store.record_poll(task, {}, at, snapshot=snap)
+        assert store.record_polls([polled(task, at, "RUNNING", i * 10)])[0]
     store.engine.dispose()
 
     rows = json.loads(run("history", "--json").output)
@@ -189,10 +188,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised(run: RunCli, config: 
     store = _store(config)
     at = datetime.now(UTC)
     for task_id, message in (("1", "+1+cmd|' /C calc'!A0"), ("2", "-2+3"), ("3", "\t=1")):
-        snapshot = {"observed_at": at, "last_seen_at": at, "status": "RUNNING",
-                    "progress": 5, "message": message}  # fmt: skip
-        values = {"status": "RUNNING", "progress": 5, "message": message}
-        assert store.record_poll(store.get(task_id), values, at, snapshot=snapshot)
+        assert record(store, task_id, at, "RUNNING", 5, message=message)
     store.engine.dispose()
     dangerous = ("=", "+", "-", "@", "\t", "\r")
 

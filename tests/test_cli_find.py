@@ -16,9 +16,8 @@ from click.testing import CliRunner, Result
 from monitor.cli import cli
 from monitor.cli.output import TASK_CSV_FIELDS
 from monitor.database import open_database
-from monitor.states import EventKind
-from monitor.store import EventSpec, Registration, Store
-from tests.helpers import JTM, base_env
+from monitor.store import Registration, Store
+from tests.helpers import JTM, base_env, record
 
 Run = Callable[..., Result]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -26,18 +25,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def poll(store: Store, task_id: str, at: datetime, status: str, progress: int | None) -> None:
     """Record one poll that saw `status` and `progress`, with its events, as the daemon would."""
-    task = store.get(task_id)
-    values: dict[str, object] = {"status": status, "progress": progress, "last_seen_at": at}
-    events: list[EventSpec] = [
-        (EventKind.STATUS_CHANGED, f"{task.status} -> {status}")
-        if task.status
-        else (EventKind.FIRST_SEEN, status)
-    ]
-    if status in ("COMPLETE", "FAILED", "CANCELLED", "DEAD"):
-        values |= {"state": "finished", "finished_at": at, "next_poll_at": None}
-        events.append((EventKind.FINISHED, status))
-    snapshot = {"observed_at": at, "last_seen_at": at, "status": status, "progress": progress}
-    assert store.record_poll(task, values, at, snapshot=snapshot, events=events)
+    assert record(store, task_id, at, status, progress)
 
 
 @pytest.fixture

@@ -60,6 +60,8 @@ def test_repeated_sigkill_loses_no_registration_and_repeats_no_cancel_or_finish(
     final = Daemon(config, env)
     runs.append(final)
     try:
+        # Started before it is asked to stop, even when the runs before it ended every task.
+        final.wait_event("daemon.started")
         wait_for(lambda: _unfinished(tmp_path) == 0, timeout=60, what="every task to end")
     finally:
         assert final.stop() == 0

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
-from typing import Literal
 
 import pytest
 from structlog.testing import capture_logs
@@ -20,6 +19,7 @@ from monitor.config import JiraSettings, PollSettings, Secret, TimeoutSettings
 from monitor.errors import JiraError
 from monitor.jira import JiraClient
 from monitor.poller import Poller
+from monitor.states import Auth
 from monitor.store import Registration, Store
 from tests.helpers import events
 
@@ -72,10 +72,8 @@ def _forms(auth: str) -> list[str]:
     return forms + [form.replace("/", "\\/") for form in forms]
 
 
-@pytest.mark.parametrize("auth", ["basic", "bearer"])
-def test_an_echoed_authorization_header_is_scrubbed_from_errors(
-    echo_url: str, auth: Literal["basic", "bearer"]
-) -> None:
+@pytest.mark.parametrize("auth", list(Auth))
+def test_an_echoed_authorization_header_is_scrubbed_from_errors(echo_url: str, auth: Auth) -> None:
     jira = JiraSettings(url=echo_url, auth=auth, email=EMAIL, timeout_s=2.0, max_rps=1000.0)
     with JiraClient(jira, Secret(TOKEN)) as client, pytest.raises(JiraError) as caught:
         client.get_task("1")

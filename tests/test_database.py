@@ -26,8 +26,9 @@ from monitor.database import (
     open_database,
     transaction,
 )
-from monitor.errors import StoreError
+from monitor.errors import EmptyDatabaseFile, NotJtmDatabase, StoreError
 from monitor.schema import METADATA, UTCDateTime
+from monitor.sqlite_path import database_name, sqlite_file, with_file
 
 
 def test_tables_and_migrations_agree(db_url: str) -> None:
@@ -88,10 +89,41 @@ def test_a_foreign_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE customers (id INTEGER)")
-    with pytest.raises(StoreError, match="not a jtm database"):
+    with pytest.raises(NotJtmDatabase, match="not a jtm database"):
         open_database(f"sqlite:///{path}")
     with sqlite3.connect(path) as conn:  # left untouched
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("customers",)]
+
+
+def test_an_empty_file_is_refused_by_its_type(tmp_path: Path) -> None:
+    # `jtm check` tells the fix by the error's type, so the type is part of the contract.
+    path = tmp_path / "monitor.db"
+    path.touch()
+    with pytest.raises(EmptyDatabaseFile, match="empty file"):
+        create_db_engine(f"sqlite:///{path}")
+    assert path.stat().st_size == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "name", "file", "moved"),
+    [
+        ("sqlite:///rel/a.db", "rel/a.db", "rel/a.db", "sqlite:////base/rel/a.db"),
+        ("sqlite+pysqlite:////abs/a.db", "/abs/a.db", "/abs/a.db", None),
+        ("sqlite:///a.db?timeout=5", "a.db", None, "sqlite:////base/a.db?timeout=5"),
+        ("sqlite:///file:a.db?mode=ro&uri=true", "file:a.db", None, None),
+        ("sqlite:///:memory:", None, None, None),
+        ("sqlite://", None, None, None),
+        ("postgresql://jtm:secret@db/jtm", None, None, None),
+    ],
+)
+def test_the_file_of_a_sqlite_url(
+    url: str, name: str | None, file: str | None, moved: str | None
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    assert database_name(url) == database_name(make_url(url)) == name
+    assert sqlite_file(url) == sqlite_file(make_url(url)) == (file and Path(file))
+    assert with_file(url, lambda found: Path("/base") / found) == (moved or url)
 
 
 def test_an_unusable_path_is_a_store_error(tmp_path: Path) -> None:

@@ -51,9 +51,9 @@ def test_a_write_after_a_tick_restarts_the_count(heartbeat: HeartbeatWriter, sto
 @pytest.fixture
 def runtime_daemon(daemon: Daemon, settings: Settings, store: Store) -> Iterator[Daemon]:
     gate = SiteGate(settings.jira.max_rps)
-    daemon._runtime = daemon._build(settings, Secret(SIM_TOKEN), gate, store)
+    runtime = daemon.install(store, Secret(SIM_TOKEN), gate)
     yield daemon
-    daemon._runtime.close()
+    runtime.close()
     gate.close()
 
 
@@ -64,7 +64,7 @@ def test_the_polls_of_a_tick_refresh_a_heartbeat_that_is_due(
     for task_id in ("1", "2", "3"):
         sim.add_task(TaskScript(task_id, run_s=60.0))
     store.register(["1", "2", "3"], Registration(), now)
-    poller = runtime_daemon._current().poller
+    poller = runtime_daemon.runtime.poller
 
     poller.tick(now)  # the heartbeat was just written (the daemon's start): none is due
     assert store.heartbeats() == []

@@ -22,9 +22,9 @@ from monitor.config import PollSettings, load_settings
 from monitor.database import open_database
 from monitor.errors import JiraServerError
 from monitor.jira import TaskInfo
-from monitor.observation import plan_failure, plan_success
-from monitor.queries import Filters, Queries
+from monitor.observation import observe, observe_failure
 from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
 from monitor.watch import Look, load_view, render
 
 CATALOGUE = {
@@ -69,13 +69,9 @@ def hostile(tmp_path: Path) -> Path:
     )  # fmt: skip
     poll = PollSettings()
     for task_id in ("h1", "h2"):
-        plan = plan_success(store.get(task_id), info, now, poll)
-        assert store.record_poll(
-            store.get(task_id), plan.values, now, snapshot=plan.snapshot, events=plan.events
-        )
+        assert store.record_polls([observe(store.get(task_id), info, now, poll)])[0]
     error = JiraServerError(f"get task h1: HTTP 500 Internal Server Error: {HOSTILE}", status=500)
-    plan = plan_failure(store.get("h1"), error, now, poll)
-    assert store.record_poll(store.get("h1"), plan.values, now, events=plan.events)
+    assert store.record_polls([observe_failure(store.get("h1"), error, now, poll)])[0]
     store.engine.dispose()
     return config
 
@@ -120,9 +116,8 @@ def test_the_live_view_on_a_terminal_shows_hostile_text_escaped(hostile: Path) -
     settings = load_settings(hostile, {})
     engine = open_database(settings.database.url)
     try:
-        store, queries = Store(engine), Queries(engine)
         view = load_view(
-            store, queries, settings=settings, filters=Filters(), now=datetime.now(UTC),
+            Queries(engine), settings=settings, filters=Filters(), now=datetime.now(UTC),
             recent_s=300,
         )  # fmt: skip
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from monitor.config import JiraSettings, Secret
+from monitor.config_keys import jira_url
 from monitor.errors import (
     ConfigError,
     JiraAuthError,
@@ -27,6 +28,7 @@ from monitor.errors import (
 from monitor.jira import MAX_BODY_BYTES, JiraClient, SiteGate, retry_after_seconds
 from monitor.jira.pacing import AUTH_PAUSE_AFTER, AUTH_PAUSE_S, MIN_PAUSE_S
 from monitor.simulator import Fault, Simulator, TaskScript
+from monitor.states import Auth
 
 # -- SiteGate: pacing and pauses, on a fake clock ----------------------------------------------
 
@@ -113,15 +115,15 @@ def test_gate_pause_holds_everyone_and_only_grows() -> None:
 
 def test_gate_pause_set_while_waiting_for_a_slot_is_honoured() -> None:
     fake = FakeTime()
-    gate = SiteGate(1, clock=fake.clock, sleep=fake.sleep)
-    gate.acquire()
 
     def sleep_and_get_rate_limited(seconds: float) -> None:
         fake.sleep(seconds)
         if len(fake.sleeps) == 1:  # another worker got a 429 meanwhile
             gate.pause(30.0)
 
-    gate._sleep = sleep_and_get_rate_limited
+    gate = SiteGate(1, clock=fake.clock, sleep=sleep_and_get_rate_limited)
+    gate.acquire()
+    assert fake.sleeps == []  # the first request goes at once
     gate.acquire()
     assert fake.now == pytest.approx(1031.0)
 
@@ -265,7 +267,7 @@ def test_get_finished_task_with_result(sim: Simulator, client: JiraClient) -> No
 
 
 def test_urls_are_built_from_the_configured_base_and_quote_the_id(sim: Simulator) -> None:
-    base = sim.url + "/ex/jira/cloud-1/"
+    base = jira_url(sim.url + "/ex/jira/cloud-1/")  # as the config loads it: no trailing "/"
     with JiraClient(jira_settings(base), Secret("sim-token")) as jira, pytest.raises(JiraNotFound):
         jira.get_task("a/b")
     sim.add_task(running("x y"))
@@ -283,7 +285,7 @@ def test_urls_are_built_from_the_configured_base_and_quote_the_id(sim: Simulator
 def test_bearer_auth() -> None:
     with Simulator(auth="bearer", token=CANARY) as sim:
         sim.add_task(running())
-        settings = jira_settings(sim.url, auth="bearer", email=None)
+        settings = jira_settings(sim.url, auth=Auth.BEARER, email=None)
         with JiraClient(settings, Secret(CANARY)) as jira:
             assert jira.get_task("1").status == "RUNNING"
             assert jira.myself()["emailAddress"] == EMAIL
@@ -570,15 +572,16 @@ def test_concurrent_requests_share_one_pool(sim: Simulator) -> None:
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("ftp://example.com", "http(s) URL"),
-        ("https://", "http(s) URL"),
+        ("ftp://example.com", "must start with https://"),
+        ("https://", "has no host"),
         ("https://user:pw@example.atlassian.net", "credentials"),
         ("https://example.atlassian.net?x=1", "query"),
     ],
 )
-def test_unusable_base_url_is_a_config_error(url: str, problem: str) -> None:
-    with pytest.raises(ConfigError, match=re.escape(problem)):
-        JiraClient(jira_settings(url), Secret("t"))
+def test_an_unusable_base_url_never_reaches_the_client(url: str, problem: str) -> None:
+    # The client builds its URLs from the loaded settings as they are: loading refuses these.
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        jira_url(url)
     with pytest.raises(ConfigError, match=r"jira\.url is required"):
         JiraClient(JiraSettings(), Secret("t"))
 
@@ -596,7 +599,7 @@ def test_token_never_appears_in_errors_or_reprs() -> None:
     # The canary is a rejected token (basic and bearer) ...
     with Simulator(auth="basic", email=EMAIL, token="the-right-one") as sim:
         sim.add_task(running())
-        for auth in ("basic", "bearer"):
+        for auth in Auth:
             with JiraClient(jira_settings(sim.url, auth=auth), Secret(CANARY)) as jira:
                 assert CANARY not in repr(jira)
                 for call in (jira.get_task, jira.cancel_task):

@@ -12,15 +12,15 @@ import pytest
 
 from monitor import logs
 from monitor.config import JiraSettings, Secret, credential_forms
-from monitor.logs import LogFormat
+from monitor.states import LogFormat, LogLevel
 
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
     out = io.StringIO()
-    logs.configure_logging("json", "info", stream=out)
+    logs.configure_logging(LogFormat.JSON, LogLevel.INFO, stream=out)
     yield out
-    logs.configure_logging("json", "info", stream=io.StringIO())
+    logs.configure_logging(LogFormat.JSON, LogLevel.INFO, stream=io.StringIO())
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
@@ -46,7 +46,7 @@ def test_library_logging_goes_through_the_same_renderer(stream: io.StringIO) -> 
 
 
 def test_level_filters(stream: io.StringIO) -> None:
-    logs.configure_logging("json", "warning", stream=stream)
+    logs.configure_logging(LogFormat.JSON, LogLevel.WARNING, stream=stream)
     logs.get_logger().info("quiet")
     logs.get_logger().warning("loud")
     assert [line["event"] for line in lines(stream)] == ["loud"]
@@ -74,7 +74,7 @@ def test_large_values_are_truncated(stream: io.StringIO) -> None:
 
 
 def test_console_format_is_not_json(stream: io.StringIO) -> None:
-    logs.configure_logging("console", "info", stream=stream)
+    logs.configure_logging(LogFormat.CONSOLE, LogLevel.INFO, stream=stream)
     logs.get_logger().info("daemon.started", version="1")
     assert "daemon.started" in stream.getvalue()
     with pytest.raises(json.JSONDecodeError):
@@ -97,9 +97,9 @@ def test_every_form_of_the_credentials_is_scrubbed(stream: io.StringIO) -> None:
     assert text.count("********") >= 4
 
 
-@pytest.mark.parametrize("fmt", ["console", "json"])
+@pytest.mark.parametrize("fmt", [LogFormat.CONSOLE, LogFormat.JSON])
 def test_exception_text_is_redacted_after_rendering(stream: io.StringIO, fmt: LogFormat) -> None:
-    logs.configure_logging(fmt, "info", stream=stream)
+    logs.configure_logging(fmt, LogLevel.INFO, stream=stream)
     logs.register_secret("canary-EXC-5b7e")
     try:
         raise RuntimeError('boom "canary-EXC-5b7e"')
@@ -111,7 +111,7 @@ def test_exception_text_is_redacted_after_rendering(stream: io.StringIO, fmt: Lo
 
 
 def test_console_logs_show_control_characters_escaped(stream: io.StringIO) -> None:
-    logs.configure_logging("console", "info", stream=stream)
+    logs.configure_logging(LogFormat.CONSOLE, LogLevel.INFO, stream=stream)
     logs.get_logger().info("task.status_changed", to="\x1b]0;owned\x07RUNNING\r\u202e")
     # A library's message is the event itself, which the console renderer shows as it is.
     logging.getLogger("urllib3").warning("Retrying %s", "\x1b]0;owned\x07/\r\u202e")

@@ -30,8 +30,8 @@ from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import get_logger
 from monitor.metrics.address import ListenAddress, parse_listen
-from monitor.metrics.hooks import PauseReason
 from monitor.metrics.recorder import Recorder
+from monitor.metrics.site import PauseReason
 from monitor.poller import Poller
 from monitor.simulator import Simulator, TaskScript
 from monitor.states import TimeoutAction

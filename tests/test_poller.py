@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from monitor.config import PollSettings, TimeoutSettings
 from monitor.jira import JiraClient, TaskInfo
-from monitor.observation import GONE_AFTER_404S, UNCHANGED_BACKOFF, plan_success
+from monitor.observation import GONE_AFTER_404S, UNCHANGED_BACKOFF, observe
 from monitor.poller import DUE_BATCH, WRITE_GROUP, Poller
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import ErrorKind, EventKind, TaskState
@@ -247,10 +247,10 @@ def test_the_next_poll_is_counted_from_when_it_was_due(
     poll = PollSettings(interval_s=10.0, max_interval_s=10.0, concurrency=1)
     [task] = store.due_tasks(NOW, 1)
     info = poller.api.get_task("1")
-    late = plan_success(task, info, NOW + timedelta(seconds=3), poll)  # a late tick
-    assert late.values["next_poll_at"] == NOW + timedelta(seconds=10)
-    very_late = plan_success(task, info, NOW + timedelta(seconds=25), poll)
-    assert very_late.values["next_poll_at"] == NOW + timedelta(seconds=35)
+    late = observe(task, info, NOW + timedelta(seconds=3), poll)  # a late tick
+    assert late.next_poll_at == NOW + timedelta(seconds=10)
+    very_late = observe(task, info, NOW + timedelta(seconds=25), poll)
+    assert very_late.next_poll_at == NOW + timedelta(seconds=35)
 
 
 class Inline(Executor):

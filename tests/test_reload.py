@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from monitor.config import DatabaseSettings, PollSettings, Settings, TimeoutSettings
-from monitor.daemon import changed_keys
+from monitor.settings import changed_keys
 from monitor.simulator import Simulator, TaskScript
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import Daemon, base_env, jtm, wait_for, write_config

@@ -17,12 +17,12 @@ from monitor.cli import cli
 from monitor.config import DatabaseSettings, Settings
 from monitor.daemon import Daemon as MonitorDaemon
 from monitor.logs import get_logger
-from monitor.queries import Queries
 from monitor.retention import PRUNE_BATCH, apply_retention
 from monitor.simulator import Simulator
 from monitor.store import Registration, Store
+from monitor.store.queries import Queries
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
-from tests.helpers import Daemon, base_env, events, snapshots, write_config
+from tests.helpers import Daemon, base_env, events, record, snapshots, write_config
 
 NOW = datetime.now(UTC)
 COPIED = "task_id, observed_at, last_seen_at, status, progress"
@@ -33,8 +33,7 @@ def seed(store: Store, task_id: str, days_ago: list[float]) -> None:
     store.register([task_id], Registration(), NOW - timedelta(days=max(days_ago)))
     for i, ago in enumerate(days_ago):
         at = NOW - timedelta(days=ago)
-        snapshot = {"observed_at": at, "last_seen_at": at, "status": "RUNNING", "progress": i}
-        assert store.record_poll(store.get(task_id), {}, at, snapshot=snapshot)
+        assert record(store, task_id, at, "RUNNING", i)
 
 
 def progress_left(store: Store, task_id: str) -> list[int | None]:
@@ -52,7 +51,7 @@ def test_prune_keeps_recent_snapshots_and_each_tasks_newest(store: Store) -> Non
     assert progress_left(store, "new") == [1, 0]
     assert store.prune_snapshots(NOW - timedelta(days=90), batch=3) == 0
     assert store.get("old").state == "watching"  # tasks and timelines are kept
-    assert [e.kind for e in events(store, "old")] == ["registered"]
+    assert [e.kind for e in events(store, "old")] == ["registered", "first_seen"]
 
 
 @pytest.mark.parametrize("batch", [1, 2, 7, 1000])
@@ -104,9 +103,9 @@ def test_a_stopping_daemon_cuts_its_prune_short(store: Store, db_url: str) -> No
                 )
             )
     daemon = MonitorDaemon(Settings(DatabaseSettings(db_url)), env={})
-    daemon._stop_signal = signal.SIGTERM
+    daemon.stop(signal.SIGTERM)
     with capture_logs() as logs:
-        daemon._prune(store)
+        daemon.prune(store)
     assert [(e["snapshots"], e["complete"]) for e in logs] == [(PRUNE_BATCH, False)]
     assert len(snapshots(store, "t")) == 2049 - PRUNE_BATCH
 

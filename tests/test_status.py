@@ -15,11 +15,11 @@ from monitor.cli import cli
 from monitor.database import SCHEMA_HEAD
 from monitor.health import DaemonState, daemon_health, error_kind, group_trouble
 from monitor.poller import Poller
-from monitor.queries import FailingTask
 from monitor.records import Heartbeat
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import ErrorKind
 from monitor.store import Registration, Store
+from monitor.store.queries import FailingTask
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.errors import NotFoundError
-from monitor.queries import Filters, Queries
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
-from tests.helpers import events, snapshots
+from monitor.store.queries import Filters, Queries
+from tests.helpers import events, polled, snapshots
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -85,10 +85,9 @@ def test_due_tasks_are_the_watched_ones_whose_time_has_come(store: Store) -> Non
 def test_record_poll_is_compare_and_set(store: Store) -> None:
     store.register(["1"], Registration(), T0)
     [read] = store.due_tasks(T0, 10)
-    snap = {"observed_at": T0, "last_seen_at": T0, "status": "RUNNING", "progress": 5}
-    assert store.record_poll(read, {"status": "RUNNING"}, T0, snapshot=snap)
+    assert store.record_polls([polled(read, T0, "RUNNING", 5)])[0]
     # The same read again is stale: another writer (or instance) got there first.
-    assert not store.record_poll(read, {"status": "COMPLETE"}, T0, snapshot=snap)
+    assert not store.record_polls([polled(read, T0, "COMPLETE", 5)])[0]
     assert store.get("1").status == "RUNNING"
     assert store.get("1").polls == 1
     assert len(snapshots(store, "1")) == 1
@@ -98,7 +97,7 @@ def test_record_poll_does_not_resurrect_a_removed_task(store: Store) -> None:
     store.register(["1"], Registration(), T0)
     [read] = store.due_tasks(T0, 10)
     store.remove(["1"], T0)
-    assert not store.record_poll(read, {"status": "RUNNING"}, T0)
+    assert not store.record_polls([polled(read, T0, "RUNNING")])[0]
     assert store.get("1").state == TaskState.REMOVED
 
 
@@ -107,11 +106,10 @@ def test_touching_moves_last_seen_of_the_newest_snapshot_only(store: Store) -> N
     for i, progress in enumerate((10, 20)):
         [task] = store.due_tasks(T0 + timedelta(days=1), 10)
         at = T0 + timedelta(seconds=i)
-        snap = {"observed_at": at, "last_seen_at": at, "status": "RUNNING", "progress": progress}
-        assert store.record_poll(task, {}, at, snapshot=snap)
+        assert store.record_polls([polled(task, at, "RUNNING", progress)])[0]
     [task] = store.due_tasks(T0 + timedelta(days=1), 10)
     later = T0 + timedelta(hours=1)
-    assert store.record_poll(task, {}, later, touch_snapshot=True)
+    assert store.record_polls([polled(task, later, "RUNNING", 20)])[0]  # no change: a touch
     newest, oldest = snapshots(store, "1")
     assert (newest.progress, newest.last_seen_at) == (20, later)
     assert (oldest.progress, oldest.last_seen_at) == (10, T0)
@@ -122,8 +120,7 @@ def test_snapshots_filter_and_limit(store: Store) -> None:
     for i in range(6):
         task = store.get(str(i % 2 + 1))
         at = T0 + timedelta(minutes=i)
-        snap = {"observed_at": at, "last_seen_at": at, "status": "RUNNING", "progress": i}
-        assert store.record_poll(task, {}, at, snapshot=snap)
+        assert store.record_polls([polled(task, at, "RUNNING", i)])[0]
     assert [s.progress for s in snapshots(store)] == [5, 4, 3, 2, 1, 0]
     assert [s.progress for s in snapshots(store, "2")] == [5, 3, 1]
     assert [s.progress for s in snapshots(store, since=T0 + timedelta(minutes=4))] == [5, 4]

@@ -221,9 +221,9 @@ def outage_daemon(
     env = {"NOTIFY_SOCKET": listener.address, "RUNTIME_DIRECTORY": str(tmp_path / "run")}
     daemon = Daemon(settings, env=env)
     gate = SiteGate(settings.jira.max_rps)
-    daemon._runtime = daemon._build(settings, Secret(SIM_TOKEN), gate, Store(storage.engine))
+    runtime = daemon.install(Store(storage.engine), Secret(SIM_TOKEN), gate)
     yield daemon
-    daemon._runtime.close()
+    runtime.close()
     gate.close()
 
 
@@ -242,7 +242,7 @@ def test_status_and_systemd_say_the_database_cannot_be_written(
     store = Store(storage.engine)
     sim.add_task(TaskScript("1", run_s=600))
     store.register(["1"], Registration(), datetime.now(UTC))
-    assert outage_daemon._tick(store) is not None  # all is well: the heartbeat names its file
+    assert outage_daemon.tick(store) is not None  # all is well: the heartbeat names its file
     code, lines, data = status(run)
     assert code == 0 and "trouble    none" in lines and data["store"] is None
 
@@ -251,7 +251,7 @@ def test_status_and_systemd_say_the_database_cannot_be_written(
         conn.execute(text("UPDATE tasks SET next_poll_at = '2026-01-01 00:00:00.000000'"))
     storage.read_only = True  # and every write fails, the heartbeat's too
     with capture_logs() as logs:
-        report = outage_daemon._tick(store)
+        report = outage_daemon.tick(store)
     assert report is not None and report.held == 1
     [failed] = named(logs, "store.write_failed")
     assert "attempt to write a readonly database" in failed["error"]
@@ -268,7 +268,7 @@ def test_status_and_systemd_say_the_database_cannot_be_written(
 
     storage.read_only = False  # writable again: the held poll goes in, the file goes away
     with capture_logs() as logs:
-        outage_daemon._tick(store)
+        outage_daemon.tick(store)
     assert named(logs, "store.recovered")
     assert store.get("1").polls >= 2
     assert outage_daemon.heartbeat.state.path is not None
@@ -282,18 +282,18 @@ def test_a_stop_writes_what_it_can(outage_daemon: Daemon, storage: Storage, sim:
     sim.add_task(TaskScript("1", run_s=600))
     store.register(["1"], Registration(), datetime.now(UTC))
     storage.read_only = True
-    outage_daemon._tick(store)
+    outage_daemon.tick(store)
     state_file = outage_daemon.heartbeat.state.path
     assert len(outage_daemon.backlog) == 1 and state_file is not None and state_file.exists()
 
     with capture_logs() as logs:  # still read-only: the poll is lost, and said to be
-        assert outage_daemon._last_writes(store) == 1
+        assert outage_daemon.last_writes(store) == 1
     [failed] = named(logs, "store.write_failed")
     assert failed["tasks_waiting"] == 1
     assert not state_file.exists()
 
     storage.read_only = False  # a stop once it can write: the held poll goes in
-    assert outage_daemon._last_writes(store) == 0
+    assert outage_daemon.last_writes(store) == 0
     assert store.get("1").polls == 1
     [beat] = store.heartbeats()
     assert beat.stopped_at is not None

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.config import PollSettings
 from monitor.jira import TaskInfo
-from monitor.observation import MAX_STORED_TEXT_CHARS, plan_success, stored_text
+from monitor.observation import observe
+from monitor.outcome import MAX_STORED_TEXT_CHARS, stored_text
 from monitor.poller import Poller
 from monitor.simulator import Simulator, TaskScript
 from monitor.store import Registration, Store
@@ -35,8 +36,7 @@ def test_a_huge_message_and_description_are_stored_cut(store: Store) -> None:
         last_update=NOW,
     )  # fmt: skip
     poll = PollSettings()
-    plan = plan_success(store.get("1"), info, NOW, poll)
-    assert store.record_poll(store.get("1"), plan.values, NOW, snapshot=plan.snapshot)
+    assert store.record_polls([observe(store.get("1"), info, NOW, poll)])[0]
     task = store.get("1")
     assert (task.message, task.description) == (CUT, CUT)
     [snapshot] = snapshots(store, "1")
@@ -44,8 +44,8 @@ def test_a_huge_message_and_description_are_stored_cut(store: Store) -> None:
 
     # The same huge message again is no change: no snapshot per poll (compared as stored).
     later = NOW + timedelta(seconds=30)
-    again = plan_success(task, replace(info, progress=5), later, poll)
-    assert again.snapshot is None and again.touch_snapshot
+    again = observe(task, replace(info, progress=5), later, poll)
+    assert again.seen is not None and not again.seen.changed
 
 
 def test_a_huge_description_from_the_site_is_stored_cut(

@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 
 from monitor import logs
+from monitor.daemon_status import status_line
 from monitor.database import SCHEMA_HEAD
-from monitor.poller import TickReport
+from monitor.pollreport import TickReport
 from monitor.simulator import Fault, Simulator, TaskScript
-from monitor.systemd import Notifier, Watchdog, is_journal_stream, notify_address, status_line
+from monitor.states import LogFormat, LogLevel
+from monitor.systemd import Notifier, Watchdog, is_journal_stream, notify_address
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
 from tests.notify import JournalDaemon, NotifyListener
@@ -98,7 +100,7 @@ def test_status_line_has_the_live_counts_and_the_last_tick() -> None:
 
 def test_the_priority_prefix_marks_every_line_even_of_a_multi_line_rendering() -> None:
     out = io.StringIO()
-    logs.configure_logging("console", "info", stream=out, level_prefix=True)
+    logs.configure_logging(LogFormat.CONSOLE, LogLevel.INFO, stream=out, level_prefix=True)
     try:
         try:
             raise ValueError("boom")
@@ -107,7 +109,7 @@ def test_the_priority_prefix_marks_every_line_even_of_a_multi_line_rendering() -
         logs.get_logger().warning("jira.error")
         logs.get_logger().debug("below the level")
     finally:
-        logs.configure_logging("json", "info", stream=io.StringIO())
+        logs.configure_logging(LogFormat.JSON, LogLevel.INFO, stream=io.StringIO())
     lines = out.getvalue().splitlines()
     assert len(lines) > 3  # the traceback spans lines
     assert all(line.startswith("<3>") for line in lines[:-1])

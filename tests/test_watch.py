@@ -24,12 +24,13 @@ from click.testing import CliRunner
 from monitor.cli import cli
 from monitor.config import TimeoutSettings
 from monitor.database import open_database
+from monitor.deadlines import nearest_limit
 from monitor.health import DaemonHealth, DaemonState
 from monitor.simulator import Simulator, TaskScript
 from monitor.store import Registration, Store
-from monitor.watch import Look, Row, View, bar, eta_seconds, nearest_limit, render
+from monitor.watch import Look, Row, View, bar, eta_seconds, render
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
-from tests.helpers import JTM, Daemon, base_env, write_config
+from tests.helpers import JTM, Daemon, base_env, record, write_config
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -167,13 +168,9 @@ def seeded(tmp_path: Path) -> Path:
     store.register(["10042", "10043"], Registration(label="reindex"), now)
     for progress, ago in ((20, 60), (30, 30), (40, 0)):
         at = now - timedelta(seconds=ago)
-        values = {
-            "status": "RUNNING", "progress": progress, "last_seen_at": at,
-            "jira_started_at": now - timedelta(seconds=90), "elapsed_runtime_ms": (90 - ago) * 1000,
-        }  # fmt: skip
-        snapshot = {"observed_at": at, "last_seen_at": at, "status": "RUNNING",
-                    "progress": progress}  # fmt: skip
-        assert store.record_poll(store.get("10042"), values, at, snapshot=snapshot)
+        started, elapsed_ms = now - timedelta(seconds=90), (90 - ago) * 1000
+        assert record(store, "10042", at, "RUNNING", progress, started=started,
+                      elapsed_runtime_ms=elapsed_ms)  # fmt: skip
     store.engine.dispose()
     return config
 

@@ -53,9 +53,10 @@ def _simulate(workdir: Path, name: str, span_s: float, moving: bool) -> dict[str
     from monitor.jira import JiraClient
     from monitor.logs import configure_logging, get_logger
     from monitor.poller import Poller
-    from monitor.queries import Filters, Queries
     from monitor.simulator import Simulator, TaskScript
+    from monitor.states import LogFormat, LogLevel
     from monitor.store import Registration, Store
+    from monitor.store.queries import Filters, Queries
 
     start = datetime.now(UTC).replace(microsecond=0)
     clock = [start.timestamp()]
@@ -69,7 +70,7 @@ def _simulate(workdir: Path, name: str, span_s: float, moving: bool) -> dict[str
     store.register([name], Registration(), start)
     engine.dispose()
     before = _dbstat(db)
-    configure_logging("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115
+    configure_logging(LogFormat.JSON, LogLevel.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
     polls = changed = 0
     last_poll = start
     with Simulator(auth="none", clock=lambda: clock[0]) as sim:

@@ -15,7 +15,7 @@ import click
 
 from monitor import __version__
 from monitor.cli.context import AppContext
-from monitor.errors import MonitorError
+from monitor.errors import EXIT_FAILED, MonitorError
 from monitor.terminal import visible
 
 COMMAND_MODULES = {
@@ -51,7 +51,7 @@ class JtmGroup(click.Group):
         except BrokenPipeError:
             # `jtm history --csv | head`: the reader left. Say nothing; stop like other tools.
             _silence_stdout()
-            ctx.exit(1)
+            ctx.exit(EXIT_FAILED)
 
 
 @click.group(cls=JtmGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from monitor.config import Settings
-    from monitor.queries import Queries
     from monitor.store import Store
+    from monitor.store.queries import Queries
 
 
 class AppContext:
@@ -51,7 +51,7 @@ class AppContext:
 
     def queries(self) -> Queries:
         """The read side, on the same database as `store()`; it does not import the store."""
-        from monitor.queries import Queries
+        from monitor.store.queries import Queries
 
         return Queries(self.engine())
 

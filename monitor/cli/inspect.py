@@ -12,6 +12,7 @@ from monitor.cli.context import AppContext, pass_app
 from monitor.cli.options import complete_task_id, output_format
 from monitor.cli.output import emit_json, iso
 from monitor.cli.params import DURATION, JIRA_STATUS
+from monitor.errors import EXIT_FAILED
 from monitor.terminal import visible
 
 if TYPE_CHECKING:
@@ -47,13 +48,13 @@ def status(ctx: click.Context, app: AppContext, stale_after: float, fmt: str) ->
     """
     from monitor.health import status_report
 
-    report = status_report(app.store(), app.queries(), datetime.now(UTC), stale_after)
+    report = status_report(app.queries(), datetime.now(UTC), stale_after)
     url = app.settings().database.url
     if fmt == "json":
         emit_json(_status_json(report, url))
     else:
         _print_status(report, url)
-    ctx.exit(0 if report.daemon.alive else 1)
+    ctx.exit(0 if report.daemon.alive else EXIT_FAILED)
 
 
 def _daemon_json(health: DaemonHealth) -> dict[str, Any]:
@@ -142,8 +143,8 @@ def _daemon_line(health: DaemonHealth) -> str:
 def _print_status(report: StatusReport, url: str) -> None:
     from monitor.database import describe_url
     from monitor.durations import format_approx
+    from monitor.statefile import trouble_text
     from monitor.states import TaskState
-    from monitor.systemd import trouble_text
 
     lines = [("daemon", _daemon_line(report.daemon))]
     counts = ", ".join(f"{report.counts.get(s, 0)} {s.value}" for s in TaskState)
@@ -260,10 +261,10 @@ def watch(
     """
     import shutil
 
-    from monitor.queries import Filters
+    from monitor.store.queries import Filters
     from monitor.watch import View, load_view, run
 
-    store, queries, settings = app.store(), app.queries(), app.settings()
+    queries, settings = app.queries(), app.settings()
     ids = tuple(app.task_id(ref) for ref in refs)
     filters = Filters(statuses=statuses, labels=labels, task_ids=ids)
     tty = sys.stdout.isatty()
@@ -272,7 +273,6 @@ def watch(
         shown = shutil.get_terminal_size().lines if tty else None
         now = datetime.now(UTC)
         return load_view(
-            store,
             queries,
             settings=settings,
             filters=filters,

@@ -2,7 +2,7 @@
 
 `@output_format(csv=True)` adds `--json` (and `--csv`) and hands the command `fmt`, one of
 "table", "json", "csv"; `@filter_options(...)` adds the filters and hands it `filters`
-(`monitor.queries.Filters`). Task ID arguments complete from the database in the shell.
+(`monitor.store.queries.Filters`). Task ID arguments complete from the database in the shell.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ def filter_options(
     says which time --since and --until bound; `by_task=False` leaves out the filters that
     select tasks (--state, --status, --label).
     """
-
-    subject = f"{what} {time_of}".strip()
+    options = _window_options(what, f"{what} {time_of}".strip(), limit)
+    if by_task:
+        options += _task_options()
 
     def decorate(command: Command) -> Command:
         @functools.wraps(command)
@@ -68,61 +69,69 @@ def filter_options(
             limit_: int,
             **kwargs: Any,
         ) -> Any:
-            from monitor.queries import Filters
+            from monitor.store.queries import Filters
 
             if since is not None and until is not None and since >= until:
                 raise UsageError("--since must be earlier than --until")
             filters = Filters(states_, statuses, labels, since, until, limit_ or None)
             return command(*args, filters=filters, **kwargs)
 
-        options = [
-            click.option(
-                "--limit",
-                "limit_",
-                type=click.IntRange(min=0),
-                default=limit,
-                show_default=bool(limit),
-                help=f"At most this many {what} (0: no limit).",
-            ),
-            click.option(
-                "--until",
-                type=WHEN,
-                help=f"Only {subject} before this (2h ago, 2026-03-01).",
-            ),
-            click.option(
-                "--since",
-                type=WHEN,
-                help=f"Only {subject} since this (2h ago, 7d, 2026-03-01).",
-            ),
-        ]
-        by_task_options = [
-            click.option(
-                "--label",
-                "labels",
-                multiple=True,
-                help="Only tasks with this label (any case; * is a wildcard; repeatable).",
-            ),
-            click.option(
-                "--status",
-                "statuses",
-                type=JIRA_STATUS,
-                multiple=True,
-                help="Only this Jira status, e.g. RUNNING, FAILED (repeatable).",
-            ),
-            click.option(
-                "--state",
-                "states_",
-                multiple=True,
-                type=click.Choice([s.value for s in TaskState]),
-                help="Only tasks in this state of the monitor's (repeatable).",
-            ),
-        ]
         decorated: Command = wrapper
-        for option in options + (by_task_options if by_task else []):
+        for option in options:
             decorated = option(decorated)
         return decorated
 
     return decorate
+
+
+def _window_options(what: str, subject: str, limit: int) -> list[Callable[[Command], Command]]:
+    """--limit, --until and --since (applied in that order, so shown in the reverse)."""
+    return [
+        click.option(
+            "--limit",
+            "limit_",
+            type=click.IntRange(min=0),
+            default=limit,
+            show_default=bool(limit),
+            help=f"At most this many {what} (0: no limit).",
+        ),
+        click.option(
+            "--until",
+            type=WHEN,
+            help=f"Only {subject} before this (2h ago, 2026-03-01).",
+        ),
+        click.option(
+            "--since",
+            type=WHEN,
+            help=f"Only {subject} since this (2h ago, 7d, 2026-03-01).",
+        ),
+    ]
+
+
+def _task_options() -> list[Callable[[Command], Command]]:
+    """--label, --status and --state: the filters that select tasks."""
+    return [
+        click.option(
+            "--label",
+            "labels",
+            multiple=True,
+            help="Only tasks with this label (any case; * is a wildcard; repeatable).",
+        ),
+        click.option(
+            "--status",
+            "statuses",
+            type=JIRA_STATUS,
+            multiple=True,
+            help="Only this Jira status, e.g. RUNNING, FAILED (repeatable).",
+        ),
+        click.option(
+            "--state",
+            "states_",
+            multiple=True,
+            type=click.Choice([s.value for s in TaskState]),
+            help="Only tasks in this state of the monitor's (repeatable).",
+        ),
+    ]
 
 
 def complete_task_id(
@@ -134,13 +143,15 @@ def complete_task_id(
     try:
         from monitor.config import load_settings
         from monitor.database import create_db_engine
-        from monitor.queries import Queries
+        from monitor.store.queries import Queries
 
         config = ctx.find_root().params.get("config_path")
         settings = load_settings(Path(config) if config else None)
+        from monitor.sqlite_path import database_name
+
         url = settings.database.url
-        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
-        if url.startswith("sqlite") and path and not Path(path).exists():
+        name = database_name(url)
+        if name is not None and not Path(name).exists():
             return []  # completing must not create a database
         engine = create_db_engine(url)
         try:

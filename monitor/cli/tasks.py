@@ -34,7 +34,7 @@ from monitor.states import EventKind, TaskState, TimeoutAction
 from monitor.terminal import visible
 
 if TYPE_CHECKING:
-    from monitor.queries import Filters
+    from monitor.store.queries import Filters
 
 
 def _read_ids(app: AppContext, refs: tuple[str, ...]) -> list[str]:

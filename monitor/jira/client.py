@@ -24,22 +24,21 @@ Contract:
   all worker threads. Cookies are refused, so every request stands on its own credentials.
 - Cheap per request, as the daemon sends thousands: the environment (`HTTPS_PROXY`,
   `NO_PROXY`, `REQUESTS_CA_BUNDLE`) is read once, when the client is made, and each request
-  is a copy of one prepared per method. `Session.request` would re-read the environment and
-  re-merge the session's settings every time: together ~0.25 ms of CPU, 40% of a GET
-  (docs/benchmarks.md).
+  is a copy of one prepared per method (`monitor.jira.transport`). `Session.request` would
+  re-read the environment and re-merge the session's settings every time: together ~0.25 ms
+  of CPU, 40% of a GET (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import base64
 import http.cookiejar
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import replace
 from types import TracebackType
 from typing import Self
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from requests.auth import AuthBase
@@ -48,7 +47,6 @@ from monitor import __version__
 from monitor.config import JiraSettings, Secret, credential_forms
 from monitor.errors import (
     ClientClosed,
-    ConfigError,
     JiraAuthError,
     JiraBadResponse,
     JiraError,
@@ -72,7 +70,9 @@ from monitor.jira.diagnosis import (
 )
 from monitor.jira.pacing import SiteGate, http_date, rate_limit_reset_seconds, retry_after_seconds
 from monitor.jira.payload import TaskInfo, parse_task
-from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
+from monitor.jira.transport import Templates, settle_environment
+from monitor.metrics.site import NO_SITE_TELEMETRY, SiteTelemetry
+from monitor.states import Auth
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -88,13 +88,13 @@ MAX_BODY_BYTES = 1024 * 1024
 class _Auth(AuthBase):
     """Sets the Authorization header at send time; holds the token only as a `Secret`."""
 
-    def __init__(self, scheme: str, email: str | None, token: Secret) -> None:
+    def __init__(self, scheme: Auth, email: str | None, token: Secret) -> None:
         self._scheme = scheme
         self._email = email or ""
         self._token = token
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self._scheme == "bearer":
+        if self._scheme == Auth.BEARER:
             r.headers["Authorization"] = f"Bearer {self._token.reveal()}"
         else:
             pair = f"{self._email}:{self._token.reveal()}".encode()
@@ -103,11 +103,6 @@ class _Auth(AuthBase):
 
     def __repr__(self) -> str:
         return f"_Auth({self._scheme})"
-
-
-def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """Leaves a template without credentials: they are set on each copy, at send time."""
-    return request
 
 
 class JiraClient:
@@ -126,11 +121,12 @@ class JiraClient:
         pool_size: int = 4,
         gate: SiteGate | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
-        telemetry: Telemetry = NO_TELEMETRY,
+        telemetry: SiteTelemetry = NO_SITE_TELEMETRY,
     ) -> None:
         """`telemetry` is told each request's status and duration (`monitor.metrics`)."""
         self._telemetry = telemetry
-        self._base = _validated_base(settings)
+        # `settings` were checked when loaded (`config_keys.jira_url`): the URL is trusted as is.
+        self._base = settings.require_url()
         self._origin = origin(self._base)
         self._api = f"{self._base}/rest/api/{settings.api_version}"
         self._settings = settings
@@ -143,23 +139,16 @@ class JiraClient:
         adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=max(1, pool_size), max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        _settle_environment(session, self._api, settings.verify_tls)
+        settle_environment(session, self._api, settings.verify_tls)
         self._auth = _Auth(settings.auth, settings.email, token)
         session.auth = self._auth
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         self._session = session
         # Every request is a copy of one prepared per method (headers, hooks, the empty cookie
-        # jar, Content-Length of a body-less POST), its URL and credentials set at send time.
-        # The base URL is normalised here, by the code `Session.request` would run each time;
-        # the paths appended to it are already percent-encoded ASCII (`_task_path`).
-        self._templates = {
-            method: session.prepare_request(
-                requests.Request(method, self._api, headers=_METHOD_HEADERS[method], auth=_no_auth)
-            )
-            for method in ("GET", "POST")
-        }
-        self._api_url = str(self._templates["GET"].url)
+        # jar, Content-Length of a body-less POST), its URL and credentials set at send time;
+        # the paths appended are already percent-encoded ASCII (`_task_path`).
+        self._templates = Templates(session, self._api)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -216,7 +205,7 @@ class JiraClient:
         self.close()
 
     def __repr__(self) -> str:
-        return f"JiraClient(url={self._base!r}, auth={self._settings.auth!r})"
+        return f"JiraClient(url={self._base!r}, auth={str(self._settings.auth)!r})"
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -242,9 +231,7 @@ class JiraClient:
         timeout = self._settings.timeout_s
         with RequestDeadline(timeout) as deadline:
             try:
-                prepared = self._templates[method].copy()
-                prepared.url = self._api_url + path
-                self._auth(prepared)
+                prepared = self._templates.request(method, path, self._auth)
                 response = self._session.send(
                     prepared, timeout=timeout, stream=True, allow_redirects=False
                 )
@@ -288,71 +275,16 @@ class JiraClient:
         site: bool = False,
         cancel: bool = False,
     ) -> JiraError:
+        """The `JiraError` for a non-2xx answer, telling the gate what it needs to know."""
         status = response.status_code
         text = self._scrub(jira_error_text(self._scrub_body(body)) or "")
         said = f": {text}" if text else ""
-        headers = response.headers
-        raw_retry_after = headers.get("Retry-After")
-        if status == 429 or (status >= 500 and raw_retry_after):
-            retry_after = retry_after_seconds(raw_retry_after)
-            shown = f"Retry-After {retry_after:g}s" if retry_after is not None else "no Retry-After"
-            if retry_after is None:
-                reset = rate_limit_reset_seconds(headers.get("X-RateLimit-Reset"))
-                if reset is not None:
-                    retry_after = reset
-                    shown = f"X-RateLimit-Reset in {reset:g}s"
-            why = one_line(self._scrub(headers.get("RateLimit-Reason", "")), 80) or None
-            because = f"; reason {why}" if why else ""
-            pause = self.gate.rate_limited(retry_after)
-            return JiraRateLimited(
-                f"{what}: HTTP {status}: rate limited{said} ({shown}{because}; all requests to "
-                f"the site paused for {pause:.1f}s)",
-                status=status,
-                retry_after_s=retry_after,
-                pause_s=pause,
-                reason=why,
-            )
+        if status == 429 or (status >= 500 and response.headers.get("Retry-After")):
+            return self._rate_limited(what, status, response.headers, said)
         if status >= 500:
             return JiraServerError(f"{what}: HTTP {status} {reason(response)}{said}", status=status)
-        if status == 401:
-            hint = (
-                "credentials rejected (check the access token)"
-                if self._settings.auth == "bearer"
-                else "credentials rejected (check jira.email and the API token)"
-            )
-            return JiraAuthError(
-                f"{what}: HTTP 401: {hint}{said}{self._auth_pause()}", status=status
-            )
-        if status == 403 and _XSRF_REFUSAL in text.lower():
-            return JiraRefused(
-                f"{what}: HTTP 403: Jira's XSRF check refused the request "
-                f"(X-Atlassian-Token: no-check was not honoured, a proxy may strip it){said}",
-                status=status,
-            )
-        if status == 403 and site:
-            return JiraAuthError(
-                f"{what}: HTTP 403: forbidden: the credentials may not use the REST API "
-                f"(or the token lacks the scope){said}{self._auth_pause()}",
-                status=status,
-            )
-        if status == 403:
-            refused = self.gate.forbidden()
-            paused = (
-                ""
-                if refused is None
-                else f" (every request refused: all requests paused {refused:g}s)"
-            )
-            needs = (
-                "cancel it (needs Administer Jira or being its creator, and a token that may "
-                "write: scope write:jira-work)"
-                if cancel
-                else "see it (needs Administer Jira or being its creator)"
-            )
-            return JiraForbidden(
-                f"{what}: HTTP 403: forbidden: the account is not a Jira admin nor the task's "
-                f"creator, so it may not {needs}{said}{paused}",
-                status=status,
-            )
+        if status in (401, 403):
+            return self._refused(what, status, text, site=site, cancel=cancel)
         if status == 415:
             return JiraRefused(
                 f"{what}: HTTP 415: Jira refused the request's media type "
@@ -373,6 +305,69 @@ class JiraClient:
                 status=status,
             )
         return JiraBadResponse(f"{what}: unexpected HTTP {status}", status=status)
+
+    def _rate_limited(
+        self, what: str, status: int, headers: Mapping[str, str], said: str
+    ) -> JiraRateLimited:
+        """A 429 (or a 5xx with Retry-After): the whole site pauses, for as long as Jira says."""
+        retry_after = retry_after_seconds(headers.get("Retry-After"))
+        shown = f"Retry-After {retry_after:g}s" if retry_after is not None else "no Retry-After"
+        if retry_after is None:
+            reset = rate_limit_reset_seconds(headers.get("X-RateLimit-Reset"))
+            if reset is not None:
+                retry_after = reset
+                shown = f"X-RateLimit-Reset in {reset:g}s"
+        why = one_line(self._scrub(headers.get("RateLimit-Reason", "")), 80) or None
+        because = f"; reason {why}" if why else ""
+        pause = self.gate.rate_limited(retry_after)
+        return JiraRateLimited(
+            f"{what}: HTTP {status}: rate limited{said} ({shown}{because}; all requests to "
+            f"the site paused for {pause:.1f}s)",
+            status=status,
+            retry_after_s=retry_after,
+            pause_s=pause,
+            reason=why,
+        )
+
+    def _refused(self, what: str, status: int, text: str, *, site: bool, cancel: bool) -> JiraError:
+        """A 401 or 403: the credentials' problem, the XSRF check's, or one task's (403)."""
+        said = f": {text}" if text else ""
+        if status == 401:
+            hint = (
+                "credentials rejected (check the access token)"
+                if self._settings.auth == Auth.BEARER
+                else "credentials rejected (check jira.email and the API token)"
+            )
+            return JiraAuthError(
+                f"{what}: HTTP 401: {hint}{said}{self._auth_pause()}", status=status
+            )
+        if _XSRF_REFUSAL in text.lower():
+            return JiraRefused(
+                f"{what}: HTTP 403: Jira's XSRF check refused the request "
+                f"(X-Atlassian-Token: no-check was not honoured, a proxy may strip it){said}",
+                status=status,
+            )
+        if site:
+            return JiraAuthError(
+                f"{what}: HTTP 403: forbidden: the credentials may not use the REST API "
+                f"(or the token lacks the scope){said}{self._auth_pause()}",
+                status=status,
+            )
+        refused = self.gate.forbidden()
+        paused = (
+            "" if refused is None else f" (every request refused: all requests paused {refused:g}s)"
+        )
+        needs = (
+            "cancel it (needs Administer Jira or being its creator, and a token that may "
+            "write: scope write:jira-work)"
+            if cancel
+            else "see it (needs Administer Jira or being its creator)"
+        )
+        return JiraForbidden(
+            f"{what}: HTTP 403: forbidden: the account is not a Jira admin nor the task's "
+            f"creator, so it may not {needs}{said}{paused}",
+            status=status,
+        )
 
     def _auth_pause(self) -> str:
         pause = self.gate.credentials_rejected()
@@ -405,44 +400,6 @@ class JiraClient:
 # -- helpers --------------------------------------------------------------------------------
 
 _XSRF_REFUSAL = "xsrf check failed"
-
-_METHOD_HEADERS: dict[str, dict[str, str]] = {
-    "GET": {},
-    # What go-atlassian and atlassian-python-api send on a body-less POST is Accept only; the
-    # token header is what Atlassian documents to skip the XSRF check, which a POST can trip.
-    "POST": {"X-Atlassian-Token": "no-check"},
-}
-
-
-def _settle_environment(session: requests.Session, url: str, verify_tls: bool) -> None:
-    """What `requests` would take from the environment for each request to `url` (proxies,
-    unless NO_PROXY exempts the host; a CA bundle), taken once; then stop it looking again.
-
-    Every request of a client goes to the same origin, so the answer cannot differ between
-    requests; only a change of the environment after start would be missed, and a daemon
-    reads its environment at start anyway. `~/.netrc`, the other thing `trust_env` reads, is
-    never used: the client always sets its own credentials.
-    """
-    session.proxies.update(requests.utils.get_environ_proxies(url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    session.verify = (bundle or True) if verify_tls else False
-    session.trust_env = False
-
-
-def _validated_base(settings: JiraSettings) -> str:
-    base = settings.require_url().strip().rstrip("/")
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"jira.url must be an http(s) URL with a host, got {base!r}")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError("jira.url must not contain credentials: use jira.email and the token")
-    if parts.query or parts.fragment:
-        raise ConfigError(f"jira.url must not have a query or fragment, got {base!r}")
-    if settings.api_version not in (2, 3):
-        raise ConfigError(f"jira.api_version must be 2 or 3, got {settings.api_version!r}")
-    if settings.auth not in ("basic", "bearer"):
-        raise ConfigError(f"jira.auth must be basic or bearer, got {settings.auth!r}")
-    return base
 
 
 def _read_capped(response: requests.Response) -> tuple[bytes, bool]:

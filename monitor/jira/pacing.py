@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from monitor.errors import ClientClosed
-from monitor.metrics.hooks import NO_TELEMETRY, PauseReason, Telemetry
+from monitor.metrics.site import NO_SITE_TELEMETRY, PauseReason, SiteTelemetry
 
 __all__ = [
     "AUTH_PAUSE_AFTER",
@@ -82,7 +82,7 @@ class SiteGate:
         max_rps: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
-        telemetry: Telemetry = NO_TELEMETRY,
+        telemetry: SiteTelemetry = NO_SITE_TELEMETRY,
     ) -> None:
         """`telemetry` is told how much each pause adds (`monitor.metrics`)."""
         self._telemetry = telemetry

@@ -21,13 +21,12 @@ from sqlalchemy import Engine, func, select
 
 from monitor.config import Settings
 from monitor.database import transaction
-from monitor.deadlines import ages, stored_facts
+from monitor.deadlines import ages, nearest_limit, stored_facts
 from monitor.errors import MonitorError
 from monitor.metrics.names import TASK_KIND, status_label
 from monitor.records import TASK_COLUMNS, Task
 from monitor.schema import TASKS
 from monitor.states import JiraStatus, TaskState, TimeoutKind
-from monitor.watch import nearest_limit
 
 PER_TASK_MAX = 500
 """At most this many tasks get per-task series (`[metrics] per_task`): a bound on the series

@@ -1,9 +1,16 @@
 """The calls the daemon makes where things happen, for the metrics (`Telemetry`).
 
-This module is the whole surface the poll path, the Jira client, the site gate, the canceller
-and the backlog see of metrics: one object passed in, one call per event, and `NO_TELEMETRY`,
-which does nothing, when the endpoint is off. It imports no metrics library, so that the
-modules calling it stay as light as they were. The counting is `monitor.metrics.recorder`'s.
+This module is the whole surface the poll path, the canceller and the backlog see of
+metrics: one object passed in, one call per event, and `NO_TELEMETRY`, which does nothing,
+when the endpoint is off. The Jira client and the site gate are handed the same object as a
+`SiteTelemetry` (`monitor.metrics.site`), the part of it they report to. It imports no
+metrics library, so that the modules calling it stay as light as they were. The counting is
+`monitor.metrics.recorder`'s.
+
+Where each call is made: `polled` by `monitor.pollreport.report_poll`, from a poll's written
+`Outcome` (what happened is decided once, in `monitor.observation`); `cancel` by the
+canceller; `store_failed` by the backlog; `tick` by `Daemon.tick`; `request` by the client's
+`_send`; `paused` by `SiteGate.pause`.
 
 Each call must be cheap and must never raise: it runs on the request and poll paths.
 """
@@ -14,19 +21,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from monitor.metrics.site import PauseReason, SiteTelemetry
+
 if TYPE_CHECKING:
-    from monitor.errors import JiraError
-    from monitor.jira.payload import TaskInfo
-    from monitor.observation import PollPlan
-    from monitor.records import Task
+    from monitor.outcome import Outcome
 
-
-class PauseReason(StrEnum):
-    """Why every request to the site was paused (`monitor.jira.pacing.SiteGate`)."""
-
-    RATE_LIMITED = "rate_limited"  # a 429, or a 503 with Retry-After
-    CREDENTIALS = "credentials"  # 401s in a row: the credentials are refused
-    FORBIDDEN = "forbidden"  # 403s in a row on tasks: every request is refused
+__all__ = ["NO_TELEMETRY", "CancelResult", "PauseReason", "SiteTelemetry", "Telemetry"]
 
 
 class CancelResult(StrEnum):
@@ -40,20 +40,11 @@ class CancelResult(StrEnum):
     OVERTAKEN = "overtaken"  # the task reached another terminal status first
 
 
-class Telemetry(Protocol):
+class Telemetry(SiteTelemetry, Protocol):
     """What the daemon reports as it works. Implementations must be thread-safe."""
 
-    def request(self, status: int | None, seconds: float) -> None:
-        """A request to Jira ended: its HTTP status (None: no answer), its duration from
-        send to last byte (the wait for the rate cap excluded)."""
-
-    def paused(self, reason: PauseReason, seconds: float, *, new: bool) -> None:
-        """The site's pause grew by `seconds` of wall time; `new`: no pause was in force."""
-
-    def polled(
-        self, task: Task, answer: TaskInfo | JiraError, plan: PollPlan, now: datetime
-    ) -> None:
-        """A poll's outcome was written (the poller's `PollPlan` says what it meant)."""
+    def polled(self, outcome: Outcome) -> None:
+        """A poll's outcome was written (not called for one that lost its race)."""
 
     def cancel(self, result: CancelResult) -> None:
         """A cancel step was taken (by the daemon's canceller)."""
@@ -74,9 +65,7 @@ class _NoTelemetry:
     def paused(self, reason: PauseReason, seconds: float, *, new: bool) -> None:
         pass
 
-    def polled(
-        self, task: Task, answer: TaskInfo | JiraError, plan: PollPlan, now: datetime
-    ) -> None:
+    def polled(self, outcome: Outcome) -> None:
         pass
 
     def cancel(self, result: CancelResult) -> None:

@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from monitor.errors import JiraError
-from monitor.jira.payload import TaskInfo
-from monitor.metrics.hooks import CancelResult, PauseReason
+from monitor.metrics.hooks import CancelResult
 from monitor.metrics.names import (
     CODE_CLASSES,
     OK,
@@ -25,8 +23,8 @@ from monitor.metrics.names import (
     code_class,
     status_label,
 )
-from monitor.observation import PollPlan, error_kind
-from monitor.records import Task
+from monitor.metrics.site import PauseReason
+from monitor.outcome import Happened, Outcome
 from monitor.states import CancelOutcome, JiraStatus, TimeoutAction, TimeoutKind
 
 # The `_created` series would double every counter and histogram, for a time no alert needs.
@@ -142,24 +140,28 @@ class Recorder:
             self.pauses.labels(str(reason)).inc()
         self.paused_seconds.labels(str(reason)).inc(seconds)
 
-    def polled(
-        self, task: Task, answer: TaskInfo | JiraError, plan: PollPlan, now: datetime
-    ) -> None:
-        if isinstance(answer, JiraError):
-            self.polls.labels(TASK_KIND, str(error_kind(answer))).inc()
+    def polled(self, outcome: Outcome) -> None:
+        failure, seen = outcome.failure, outcome.seen
+        if not outcome.happened.answered:
+            if failure is not None:
+                self.polls.labels(TASK_KIND, str(failure.kind)).inc()
             return
         self.polls.labels(TASK_KIND, OK).inc()
-        if plan.snapshot is not None:
+        if seen is not None and seen.changed:
             self.snapshots.inc()
-        for overrun in plan.timeouts:
-            self.timeouts.labels(TASK_KIND, str(overrun.kind), str(plan.action)).inc()
-        outcome = _CANCEL_OUTCOMES.get(plan.values.get("cancel_outcome"))  # type: ignore[arg-type]
-        if outcome is not None:
-            self.cancels.labels(TASK_KIND, str(outcome)).inc()
-        if plan.finished:
-            self.finished.labels(TASK_KIND, status_label(answer.status)).inc()
-            start = answer.submitted or task.registered_at
-            end = answer.finished or now
+        if outcome.timeouts is not None:
+            action = str(outcome.timeouts.action)
+            for overrun in outcome.timeouts.passed:
+                self.timeouts.labels(TASK_KIND, str(overrun.kind), action).inc()
+        closed = outcome.cancel.closed if outcome.cancel is not None else None
+        result = _CANCEL_OUTCOMES.get(closed) if closed is not None else None
+        if result is not None:
+            self.cancels.labels(TASK_KIND, str(result)).inc()
+        if outcome.happened == Happened.FINISHED and seen is not None:
+            info = seen.info
+            self.finished.labels(TASK_KIND, status_label(info.status)).inc()
+            start = info.submitted or outcome.task.registered_at
+            end = info.finished or outcome.at
             self.task_seconds.labels(TASK_KIND).observe(max((end - start).total_seconds(), 0.0))
 
     def cancel(self, result: CancelResult) -> None:

@@ -1,7 +1,7 @@
 """HTTP plumbing of the simulator: the threading server and the per-connection handler.
 
-The handler only frames requests and writes `Reply`s; every decision is the `Simulator`'s (API
-requests) or the control module's (/_sim/ requests).
+The handler only frames requests and writes `Reply`s; every decision is the site's (`Site`,
+which the `Simulator` is, for API requests) or the control module's (/_sim/ requests).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import sys
 import time
 from contextlib import suppress
 from dataclasses import replace
+from email.message import Message
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from monitor.simulator import control
@@ -26,6 +27,27 @@ if TYPE_CHECKING:
 
 
 _REQUEST_IDS = itertools.count(1)
+
+
+class Site(Protocol):
+    """What the handler asks of the simulated site: the whole interface between the two."""
+
+    @property
+    def chunked(self) -> bool:
+        """Send every body chunked, without Content-Length."""
+        ...
+
+    def connection_opened(self, connection: socket.socket) -> None: ...
+
+    def connection_closed(self, connection: socket.socket) -> None: ...
+
+    def jira_time(self) -> float:
+        """Now on Jira's clock (epoch seconds), for the Date header."""
+        ...
+
+    def answer_api(self, method: str, target: str, path: str, headers: Message[str, str]) -> Reply:
+        """The answer to one API request (`target` as sent, `path` without the query)."""
+        ...
 
 
 class Server(ThreadingHTTPServer):
@@ -59,24 +81,22 @@ class Handler(BaseHTTPRequestHandler):
     # long-running `jtm simulate` do not pile up threads.
     timeout = 60
 
-    def _simulator(self) -> Simulator:
+    def _site(self) -> Site:
         return cast(Server, self.server).simulator
 
     def setup(self) -> None:
         super().setup()
-        self._simulator()._connection_opened(self.connection)
+        self._site().connection_opened(self.connection)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self._simulator()._connection_closed(self.connection)
+            self._site().connection_closed(self.connection)
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The `Date` header on Jira's clock (the simulator's, plus its skew)."""
-        return formatdate(
-            self._simulator().jira_time() if timestamp is None else timestamp, usegmt=True
-        )
+        return formatdate(self._site().jira_time() if timestamp is None else timestamp, usegmt=True)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: per-request logging would slow benchmarks and clutter test output."""
@@ -86,11 +106,11 @@ class Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         path = urlsplit(self.path).path
-        simulator = self._simulator()
+        server = cast(Server, self.server)
         if path.startswith(control.PREFIX):
-            reply = control.handle(simulator, self.command, path, body)
+            reply = control.handle(server.simulator, self.command, path, body)
         else:
-            reply = simulator._answer_api(self.command, self.path, path, self.headers)
+            reply = self._site().answer_api(self.command, self.path, path, self.headers)
         self._send(reply)
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
@@ -119,8 +139,7 @@ class Handler(BaseHTTPRequestHandler):
                 )
                 self.connection.close()
             return
-        simulator = self._simulator()
-        chunked = simulator.chunked
+        chunked = self._site().chunked
         if reply.drip_s:
             self._headers_buffer: list[bytes] = []  # collect everything, send byte by byte
         self.send_response(reply.status)

@@ -244,18 +244,18 @@ class Simulator:
             self._log.clear()
             self._cancels.clear()
 
-    # -- serving (called from connection threads) ---------------------------------------------
+    # -- serving: the `handler.Site` interface, called from connection threads ---------------
 
-    def _connection_opened(self, connection: socket.socket) -> None:
+    def connection_opened(self, connection: socket.socket) -> None:
         with self._lock:
             self._connections.add(connection)
             self._connection_count += 1
 
-    def _connection_closed(self, connection: socket.socket) -> None:
+    def connection_closed(self, connection: socket.socket) -> None:
         with self._lock:
             self._connections.discard(connection)
 
-    def _answer_api(self, method: str, target: str, path: str, headers: Message[str, str]) -> Reply:
+    def answer_api(self, method: str, target: str, path: str, headers: Message[str, str]) -> Reply:
         """Answer one API request: the first matching fault, else Jira's answer. The request is
         logged (and a cancel counted) before the answer is written, so a client that has its
         answer can rely on the log."""

@@ -1,7 +1,10 @@
-"""All writes of the monitor's data, and the daemon's reads. Nothing else writes SQL.
+"""All writes of the monitor's data, and the daemon's claims. Nothing else writes SQL.
 
-`monitor.store.polls` holds the poll path's prebuilt statements; `monitor.queries` the read
-side of the CLI.
+`monitor.store.polls` holds the poll path's prebuilt statements; `monitor.store.queries` is the
+read side, which everything that only reads (`health`, `watch`, `checks`, the CLI) uses. The few
+reads on `Store` (`get`, `count_by_state`, `next_poll_at`, `heartbeats`) hand over to it, for
+the daemon, which holds a `Store`; `due_tasks` and `cancels_due` stay here, as the claims that
+the daemon's compare-and-set writes then check.
 
 Every method runs in one short transaction of its own (`database.transaction`), so no caller
 can hold a lock across a Jira call. State changes made by the daemon are compare-and-set on
@@ -22,7 +25,6 @@ from sqlalchemy import (
     Select,
     bindparam,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -31,13 +33,14 @@ from sqlalchemy import (
 
 from monitor.database import transaction
 from monitor.errors import NotFoundError
-from monitor.queries import Queries, prunable
-from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
+from monitor.outcome import EventSpec, Outcome
+from monitor.records import TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
-from monitor.store.polls import EventSpec, PollWrite, event_row, write_poll
+from monitor.store.polls import event_row, write_poll
+from monitor.store.queries import Queries, prunable
 
-__all__ = ["EventSpec", "PollWrite", "RegisterResult", "Registration", "Store"]
+__all__ = ["EventSpec", "RegisterResult", "Registration", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,37 @@ def _load_tasks(conn: Connection, stmt: Select[Any]) -> list[Task]:
     return [Task.from_row(row) for row in conn.execute(stmt)]
 
 
+def _registrations(task_ids: Sequence[str], existing: dict[str, str]) -> list[RegisterResult]:
+    """What registering `task_ids` does to each (once per ID, in order), given the states of
+    those already registered: "added", "rewatched" (was removed) or "updated"."""
+    results = []
+    for task_id in dict.fromkeys(task_ids):
+        state = existing.get(task_id)
+        outcome = "added" if state is None else "rewatched" if state == TaskState.REMOVED else None
+        results.append(RegisterResult(task_id, outcome or "updated"))
+    return results
+
+
+def _new_task_row(options: Registration, now: datetime) -> dict[str, Any]:
+    """The columns of a newly registered task, its ID aside: watched, due for a poll now."""
+    return {
+        **options.columns(only_set=False),
+        "state": TaskState.WATCHING,
+        "registered_at": now,
+        "updated_at": now,
+        "next_poll_at": now,
+        "polls": 0,
+        "consecutive_errors": 0,
+        "not_found_count": 0,
+    }
+
+
+def _register_event(result: RegisterResult, now: datetime, detail: str | None) -> dict[str, Any]:
+    if result.outcome == "added":
+        return event_row(result.task_id, now, EventKind.REGISTERED, None)
+    return event_row(result.task_id, now, EventKind.UPDATED, detail)
+
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -88,19 +122,8 @@ class Store:
         Each kind of change is one statement executed for the whole batch (`executemany`),
         not one per ID: `jtm add -` with 10,000 IDs stays well under a second or two.
         """
-        results: list[RegisterResult] = []
         option_values = options.columns(only_set=True)
         detail = ", ".join(f"{k}={v}" for k, v in sorted(option_values.items())) or None
-        new_row = {
-            **options.columns(only_set=False),
-            "state": TaskState.WATCHING,
-            "registered_at": now,
-            "updated_at": now,
-            "next_poll_at": now,
-            "polls": 0,
-            "consecutive_errors": 0,
-            "not_found_count": 0,
-        }
         with transaction(self.engine, write=True) as conn:
             existing = {
                 row.task_id: row.state
@@ -108,35 +131,23 @@ class Store:
                     select(TASKS.c.task_id, TASKS.c.state).where(TASKS.c.task_id.in_(set(task_ids)))
                 )
             }
-            new_rows: list[dict[str, Any]] = []
-            updated: list[dict[str, Any]] = []
-            rewatched: list[dict[str, Any]] = []
-            events: list[dict[str, Any]] = []
-            for task_id in dict.fromkeys(task_ids):
-                state = existing.get(task_id)
-                if state is None:
-                    new_rows.append({**new_row, "task_id": task_id})
-                    events.append(event_row(task_id, now, EventKind.REGISTERED, None))
-                    results.append(RegisterResult(task_id, "added"))
-                    continue
-                if state == TaskState.REMOVED:
-                    rewatched.append({"key": task_id})
-                    results.append(RegisterResult(task_id, "rewatched"))
-                else:
-                    updated.append({"key": task_id})
-                    results.append(RegisterResult(task_id, "updated"))
-                events.append(event_row(task_id, now, EventKind.UPDATED, detail))
+            results = _registrations(task_ids, existing)
+            keys = {
+                outcome: [{"key": r.task_id} for r in results if r.outcome == outcome]
+                for outcome in ("updated", "rewatched")
+            }
             values: dict[str, Any] = {**option_values, "updated_at": now}
             by_key = TASKS.c.task_id == bindparam("key")
-            if updated:
-                conn.execute(update(TASKS).where(by_key).values(values), updated)
-            if rewatched:
+            if keys["updated"]:
+                conn.execute(update(TASKS).where(by_key).values(values), keys["updated"])
+            if keys["rewatched"]:
                 again = {"state": TaskState.WATCHING, "removed_at": None, "next_poll_at": now}
-                conn.execute(update(TASKS).where(by_key).values(values | again), rewatched)
-            if new_rows:
-                conn.execute(insert(TASKS), new_rows)
-            if events:
-                conn.execute(insert(EVENTS), events)
+                conn.execute(update(TASKS).where(by_key).values(values | again), keys["rewatched"])
+            if added := [r.task_id for r in results if r.outcome == "added"]:
+                row = _new_task_row(options, now)
+                conn.execute(insert(TASKS), [{**row, "task_id": task_id} for task_id in added])
+            if results:
+                conn.execute(insert(EVENTS), [_register_event(r, now, detail) for r in results])
         return results
 
     def remove(self, task_ids: Sequence[str], now: datetime) -> list[str]:
@@ -169,11 +180,8 @@ class Store:
         return Queries(self.engine).task(task_id)
 
     def count_by_state(self) -> dict[str, int]:
-        with transaction(self.engine) as conn:
-            rows = conn.execute(
-                select(TASKS.c.state, func.count().label("n")).group_by(TASKS.c.state)
-            )
-            return {row.state: row.n for row in rows}
+        """`Queries.count_by_state`."""
+        return Queries(self.engine).count_by_state()
 
     # -- the daemon ------------------------------------------------------------------------
 
@@ -189,28 +197,12 @@ class Store:
             return _load_tasks(conn, stmt)
 
     def next_poll_at(self) -> datetime | None:
-        stmt = select(func.min(TASKS.c.next_poll_at)).where(TASKS.c.state == TaskState.WATCHING)
-        with transaction(self.engine) as conn:
-            first: datetime | None = conn.scalar(stmt)
-        return first
+        """When the next poll is due (`Queries.next_poll`); None when nothing is watched."""
+        first = Queries(self.engine).next_poll()
+        return None if first is None else first[1]
 
-    def record_poll(
-        self,
-        task: Task,
-        values: dict[str, Any],
-        now: datetime,
-        *,
-        snapshot: dict[str, Any] | None = None,
-        touch_snapshot: bool = False,
-        events: Sequence[EventSpec] = (),
-        decides_cancel: bool = False,
-    ) -> bool:
-        """Apply one poll's outcome (see `PollWrite`); False if it lost the race."""
-        write = PollWrite(task, values, snapshot, touch_snapshot, tuple(events), decides_cancel)
-        return self.record_polls([write], now)[0]
-
-    def record_polls(self, writes: Sequence[PollWrite], now: datetime) -> list[bool]:
-        """Apply polls' outcomes in one write transaction; for each, False if it lost the race.
+    def record_polls(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Write polls' outcomes in one write transaction; for each, False if it lost the race.
 
         Each write is compare-and-set on its own task: one that lost (its task was removed, or
         polled by another instance, meanwhile) is left out, and the others still go in. One
@@ -218,7 +210,7 @@ class Store:
         `BEGIN IMMEDIATE` and a `COMMIT` per poll cost about as much as the writes.
         """
         with transaction(self.engine, write=True) as conn:
-            return [write_poll(conn, write, now) for write in writes]
+            return [write_poll(conn, outcome) for outcome in outcomes]
 
     # -- cancels ---------------------------------------------------------------------------
 
@@ -322,9 +314,8 @@ class Store:
                 conn.execute(insert(HEARTBEATS).values(instance=instance, **values))
 
     def heartbeats(self) -> list[Heartbeat]:
-        stmt = select(*HEARTBEAT_COLUMNS).order_by(HEARTBEATS.c.heartbeat_at.desc())
-        with transaction(self.engine) as conn:
-            return [Heartbeat.from_row(row) for row in conn.execute(stmt)]
+        """`Queries.heartbeats`."""
+        return Queries(self.engine).heartbeats()
 
     # -- retention -------------------------------------------------------------------------
 

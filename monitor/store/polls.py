@@ -1,49 +1,116 @@
-"""The store's poll path: what one poll writes, and the statements that write it.
+"""The store's poll path: the columns a poll's outcome sets, and the statements that write it.
 
-It runs once per task per poll, hundreds of times a second at the ceiling, so its statements
-are built once, with bound parameters: each call costs an execution, not a fresh statement to
-construct, coerce and cache-key (most of a poll's CPU otherwise). `Store.record_polls` holds
-the transaction; nothing here opens one.
+`columns` is the one place a poll's `Outcome` meets the schema. The write runs once per task
+per poll, hundreds of times a second at the ceiling, so its statements are built once, with
+bound parameters: each call costs an execution, not a fresh statement to construct, coerce
+and cache-key (most of a poll's CPU otherwise). `Store.record_polls` holds the transaction;
+nothing here opens one.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, insert, select, update
 
-from monitor.records import Task
+from monitor.outcome import EventSpec, Happened, Outcome, json_result, stored_text
 from monitor.schema import EVENTS, SNAPSHOTS, TASKS
-from monitor.states import EventKind, TaskState
+from monitor.states import CancelSource, EventKind, TaskState
 
-EventSpec = tuple[EventKind, str | None]
+__all__ = ["EventSpec", "columns", "event_row", "write_poll"]
 
 
-@dataclass(frozen=True, slots=True)
-class PollWrite:
-    """One poll's outcome, for `task` as `due_tasks` read it.
+def columns(outcome: Outcome) -> dict[str, Any]:
+    """The task columns `outcome` sets. An outcome that follows held ones
+    (`Outcome.follows`) sets theirs too, the later over the earlier."""
+    values: dict[str, Any] = {}
+    for one in (*outcome.follows, outcome):
+        values |= _answer_columns(one) if one.seen is not None else _failure_columns(one)
+        values["next_poll_at"] = one.next_poll_at
+    return values
 
-    `values` are the task's new column values; `snapshot` a new snapshot row to insert, or
-    `touch_snapshot` to move the newest snapshot's `last_seen_at` instead. With
-    `decides_cancel`, the write also requires that no cancel was decided meanwhile (by
-    `jtm cancel`), so one decision is never overwritten by another.
 
-    A write held back while the database could not be written (`monitor.backlog`) carries
-    the time of its poll in `at` (else the time of the write counts), and `polls_made` > 1
-    when it stands for that many polls that changed nothing.
-    """
+def _answer_columns(outcome: Outcome) -> dict[str, Any]:
+    seen, at = outcome.seen, outcome.at
+    assert seen is not None
+    info = seen.info
+    values: dict[str, Any] = {
+        "status": info.status,
+        "progress": info.progress,
+        "message": seen.message,
+        "description": stored_text(info.description),
+        "result": json_result(info.result),
+        "elapsed_runtime_ms": info.elapsed_runtime_ms,
+        "jira_submitted_at": info.submitted,
+        "jira_started_at": info.started,
+        "jira_finished_at": info.finished,
+        "jira_last_update_at": info.last_update,
+        "last_seen_at": at,
+        "poll_interval_s": seen.interval_s,
+        "consecutive_errors": 0,
+        "not_found_count": 0,
+    }
+    if seen.first:
+        values["first_seen_at"] = at
+    if seen.last_change_at is not None:
+        values["last_change_at"] = seen.last_change_at
+    if outcome.timeouts is not None:
+        values["timeouts_fired"] = ",".join(outcome.timeouts.fired)
+        if outcome.timeouts.timed_out is not None:
+            values["timed_out"] = outcome.timeouts.timed_out
+    if outcome.happened == Happened.FINISHED:
+        values |= {"state": TaskState.FINISHED, "finished_at": at}
+    return values | _cancel_columns(outcome)
 
-    task: Task
-    values: dict[str, Any]
-    snapshot: dict[str, Any] | None = None
-    touch_snapshot: bool = False
-    events: tuple[EventSpec, ...] = ()
-    decides_cancel: bool = False
-    at: datetime | None = None
-    polls_made: int = 1
+
+def _cancel_columns(outcome: Outcome) -> dict[str, Any]:
+    cancel = outcome.cancel
+    if cancel is None:
+        return {}
+    if cancel.decided is not None:
+        return {
+            "cancel_requested_at": outcome.at,
+            "cancel_requested_by": CancelSource.MONITOR,
+            "cancel_reason": cancel.decided,
+            "cancel_attempts": 0,
+            "cancel_next_at": outcome.at,
+        }
+    return {"cancel_outcome": cancel.closed, "cancel_next_at": None}
+
+
+def _failure_columns(outcome: Outcome) -> dict[str, Any]:
+    failure = outcome.failure
+    assert failure is not None
+    values: dict[str, Any] = {
+        "consecutive_errors": failure.errors,
+        "last_error": failure.text,
+        "last_error_at": outcome.at,
+        "last_error_transient": failure.transient,
+        "last_error_kind": failure.kind,
+    }
+    if failure.not_found is not None:
+        values["not_found_count"] = failure.not_found
+    if failure.gone is not None:
+        values["state"] = TaskState.GONE
+    return values
+
+
+def _snapshot(outcome: Outcome) -> dict[str, Any]:
+    seen = outcome.seen
+    assert seen is not None
+    info = seen.info
+    return {
+        "task_id": outcome.task.task_id,
+        "observed_at": outcome.at,
+        "last_seen_at": outcome.at,
+        "status": info.status,
+        "progress": info.progress,
+        "message": seen.message,
+        "elapsed_runtime_ms": info.elapsed_runtime_ms,
+        "jira_last_update_at": info.last_update,
+    }
 
 
 _INSERT_SNAPSHOT = insert(SNAPSHOTS)
@@ -63,9 +130,9 @@ _TOUCH_NEWEST_SNAPSHOT = (
 
 
 @functools.lru_cache(maxsize=128)
-def _poll_update(columns: tuple[str, ...], decides_cancel: bool) -> Update:
-    """The compare-and-set UPDATE of one poll that sets `columns`: the task must still be
-    watched and at the poll count read (and without a cancel decision, with
+def _poll_update(names: tuple[str, ...], decides_cancel: bool) -> Update:
+    """The compare-and-set UPDATE of one poll that sets the columns `names`: the task must
+    still be watched and at the poll count read (and without a cancel decision, with
     `decides_cancel`), or nothing is written."""
     guards = [
         TASKS.c.task_id == bindparam("w_task_id"),
@@ -74,25 +141,26 @@ def _poll_update(columns: tuple[str, ...], decides_cancel: bool) -> Update:
     ]
     if decides_cancel:
         guards.append(TASKS.c.cancel_requested_at.is_(None))
-    values = {name: bindparam(name, type_=TASKS.c[name].type) for name in columns}
+    values = {name: bindparam(name, type_=TASKS.c[name].type) for name in names}
     return update(TASKS).where(*guards).values(values)
 
 
-def write_poll(conn: Connection, write: PollWrite, now: datetime) -> bool:
-    """Write one poll's outcome in the caller's transaction; False if it lost the race."""
-    task = write.task
-    now = write.at or now
-    params = {**write.values, "polls": task.polls + write.polls_made, "updated_at": now}
-    statement = _poll_update(tuple(sorted(params)), write.decides_cancel)
+def write_poll(conn: Connection, outcome: Outcome) -> bool:
+    """Write one poll's outcome in the caller's transaction, at the time of its poll; False
+    if it lost the race (its task removed, polled by another instance, or cancelled by hand
+    meanwhile, when the outcome decides a cancel)."""
+    task, at = outcome.base, outcome.at
+    params = {**columns(outcome), "polls": task.polls + outcome.polls, "updated_at": at}
+    statement = _poll_update(tuple(sorted(params)), outcome.decides_cancel)
     params |= {"w_task_id": task.task_id, "w_polls": task.polls}
     if conn.execute(statement, params).rowcount != 1:
         return False
-    if write.snapshot is not None:
-        conn.execute(_INSERT_SNAPSHOT, {"task_id": task.task_id, **write.snapshot})
-    elif write.touch_snapshot:
-        conn.execute(_TOUCH_NEWEST_SNAPSHOT, {"w_task_id": task.task_id, "w_now": now})
-    if write.events:
-        rows = [event_row(task.task_id, now, kind, d) for kind, d in write.events]
+    if outcome.seen is not None and outcome.seen.changed:
+        conn.execute(_INSERT_SNAPSHOT, _snapshot(outcome))
+    elif any(one.seen is not None for one in (*outcome.follows, outcome)):
+        conn.execute(_TOUCH_NEWEST_SNAPSHOT, {"w_task_id": task.task_id, "w_now": at})
+    if outcome.events:
+        rows = [event_row(task.task_id, at, kind, d) for kind, d in outcome.events]
         conn.execute(_INSERT_EVENTS, rows)
     return True
 

@@ -31,8 +31,9 @@ from sqlalchemy import (
 
 from monitor.database import current_revision, transaction
 from monitor.errors import NotFoundError
-from monitor.records import TASK_COLUMNS, Task
-from monitor.schema import EVENTS, SNAPSHOTS, TASKS
+from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
+from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
+from monitor.sqlite_path import database_name
 from monitor.states import TaskState
 
 
@@ -260,6 +261,18 @@ class Queries:
                 for row in conn.execute(stmt)
             ]
 
+    def count_by_state(self) -> dict[str, int]:
+        """How many tasks are in each `TaskState`; a state no task is in is left out."""
+        stmt = select(TASKS.c.state, func.count().label("n")).group_by(TASKS.c.state)
+        with transaction(self.engine) as conn:
+            return {row.state: row.n for row in conn.execute(stmt)}
+
+    def heartbeats(self) -> list[Heartbeat]:
+        """Every daemon instance's heartbeat, the latest first."""
+        stmt = select(*HEARTBEAT_COLUMNS).order_by(HEARTBEATS.c.heartbeat_at.desc())
+        with transaction(self.engine) as conn:
+            return [Heartbeat.from_row(row) for row in conn.execute(stmt)]
+
     def next_poll(self) -> tuple[str, datetime] | None:
         """The watched task polled next, and when."""
         stmt = (
@@ -288,9 +301,8 @@ class Queries:
 
     def database_size(self) -> int | None:
         """Bytes on disk of a SQLite database, its write-ahead log included; None otherwise."""
-        url = self.engine.url
-        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        if (name := database_name(self.engine.url)) is None:
             return None
-        path = Path(str(url.database))
+        path = Path(name)
         sizes = [p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()]
         return sum(sizes) if sizes else None
