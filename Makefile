@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest check-unit metrics-test system-test format lock clean \
-	bench bench-smoke
+.PHONY: setup demo test test-long lint typecheck pytest check-unit metrics-test system-test format \
+	lock clean bench bench-smoke
 
 $(STAMP): pyproject.toml requirements/runtime.lock requirements/dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -31,6 +31,10 @@ typecheck: setup
 
 pytest: setup
 	$(BIN)/pytest
+
+# The tests that take minutes of real time (a notification receiver down for two minutes).
+test-long: setup
+	$(BIN)/pytest -m long
 
 # The systemd unit, with systemd's own tools (skipped with a message where they are missing).
 check-unit:
@@ -72,7 +76,7 @@ format: setup
 # Re-resolve the locked versions from pyproject.toml in a scratch venv.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet . && .lock-venv/bin/pip uninstall --quiet -y jira-task-monitor
+	.lock-venv/bin/pip install --quiet '.[apprise]' && .lock-venv/bin/pip uninstall --quiet -y jira-task-monitor
 	.lock-venv/bin/pip freeze > requirements/runtime.lock.new
 	.lock-venv/bin/pip install --quiet '.[dev]' && .lock-venv/bin/pip uninstall --quiet -y jira-task-monitor
 	.lock-venv/bin/pip freeze > requirements/dev.lock.new

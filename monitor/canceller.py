@@ -26,6 +26,9 @@ from structlog.typing import FilteringBoundLogger
 from monitor.errors import JiraError
 from monitor.logs import get_logger
 from monitor.metrics.hooks import NO_TELEMETRY, CancelResult, Telemetry
+from monitor.notify.events import NotifyEvent
+from monitor.notify.router import Router
+from monitor.outcome import OutboxRow
 from monitor.records import Task
 from monitor.states import CancelOutcome, EventKind
 from monitor.store import Store
@@ -60,9 +63,11 @@ class Canceller:
         *,
         log: FilteringBoundLogger | None = None,
         telemetry: Telemetry = NO_TELEMETRY,
+        notify: Router | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.store = store
+        self.notify = notify
         self.cancel = cancel
         self.grace_s = grace_s
         self.log = log or get_logger()
@@ -78,7 +83,7 @@ class Canceller:
             else:
                 kind = self.attempt(task, now).kind
                 if kind is not Attempt.TAKEN:
-                    self.telemetry.cancel(CancelResult(str(kind)))
+                    self.telemetry.cancel(task.ref.kind, CancelResult(str(kind)))
                 sent += kind is Attempt.SENT
         return sent
 
@@ -88,30 +93,38 @@ class Canceller:
         grace_ends = now + timedelta(seconds=self.grace_s)
         if not self.store.claim_cancel_attempt(task, now, grace_ends):
             return AttemptResult(Attempt.TAKEN)
-        context = {"task_id": task.task_id, "reason": task.cancel_reason, "attempt": number}
+        context: dict[str, object] = {
+            "task_id": task.task_id,
+            "kind": task.kind,
+            "reason": task.cancel_reason,
+            "attempt": number,
+        }
         try:
             self.cancel(task.task_id)
         except JiraError as exc:
             if not exc.transient:
                 self.store.update_cancel(
-                    task.task_id,
+                    task.ref,
                     now,
                     {"cancel_outcome": CancelOutcome.REFUSED, "cancel_next_at": None},
                     (EventKind.CANCEL_FAILED, f"attempt {number} refused: {exc}"),
+                    self._notices(
+                        NotifyEvent.TASK_CANCEL_FAILED, task, now, str(exc), "stopped trying"
+                    ),
                 )
-                self.log.warning("task.cancel_failed", **context, error=str(exc), final=True)
+                self._log_failed(context, exc, final=True)
                 return AttemptResult(Attempt.REFUSED, str(exc))
             retry = min(self.grace_s, TRANSIENT_RETRY_S * number)
             self.store.update_cancel(
-                task.task_id,
+                task.ref,
                 now,
                 {"cancel_next_at": now + timedelta(seconds=retry)},
                 (EventKind.CANCEL_FAILED, f"attempt {number} failed, will retry: {exc}"),
             )
-            self.log.warning("task.cancel_failed", **context, error=str(exc), final=False)
+            self._log_failed(context, exc, final=False)
             return AttemptResult(Attempt.FAILED, str(exc))
         self.store.update_cancel(
-            task.task_id,
+            task.ref,
             now,
             {},
             (EventKind.CANCEL_SENT, f"attempt {number} accepted by Jira"),
@@ -119,23 +132,38 @@ class Canceller:
         self.log.info("task.cancel_requested", **context, requested_by=task.cancel_requested_by)
         return AttemptResult(Attempt.SENT)
 
+    def _log_failed(self, context: dict[str, object], error: JiraError, *, final: bool) -> None:
+        """`task.cancel_failed`: `reason` says why it failed (Jira's refusal, or the
+        permission the account lacks); `cancel_reason` why the cancel was decided."""
+        fields = context | {"reason": str(error), "cancel_reason": context["reason"]}
+        self.log.warning("task.cancel_failed", **fields, error=str(error), final=final)
+
     def _unconfirmed(self, task: Task, now: datetime) -> None:
         detail = f"still {task.status} after {task.cancel_attempts} accepted or failed attempts"
         closed = self.store.update_cancel(
-            task.task_id,
+            task.ref,
             now,
             {"cancel_outcome": CancelOutcome.UNCONFIRMED, "cancel_next_at": None},
             (EventKind.CANCEL_UNCONFIRMED, detail),
+            self._notices(NotifyEvent.TASK_CANCEL_UNCONFIRMED, task, now, detail, "stopped trying"),
         )
         if closed:
-            self.telemetry.cancel(CancelResult.UNCONFIRMED)
+            self.telemetry.cancel(task.ref.kind, CancelResult.UNCONFIRMED)
             self.log.warning(
                 "task.cancel_unconfirmed",
                 task_id=task.task_id,
+                kind=task.kind,
                 reason=task.cancel_reason,
                 attempts=task.cancel_attempts,
                 status=task.status,
             )
+
+    def _notices(
+        self, event: NotifyEvent, task: Task, now: datetime, reason: str, action: str
+    ) -> tuple[OutboxRow, ...]:
+        if not self.notify:
+            return ()
+        return self.notify.cancel_notices(event, task, now, reason, action)
 
 
 def _seen_since_due(task: Task) -> bool:

@@ -67,6 +67,8 @@ def run_checks(config_path: Path | None, env: Mapping[str, str] | None = None) -
         yield Check("config", False, f"{source}: {exc}", _URL_FIX, EX_CONFIG)
         return
     yield Check("config", True, f"{source} (site {settings.jira.url})")
+    if settings.notify:
+        yield _check_notify(settings)
     yield check_database(settings.database.url)
     try:
         token = load_token(settings, env)
@@ -79,6 +81,19 @@ def run_checks(config_path: Path | None, env: Mapping[str, str] | None = None) -
         return
     yield Check("token", True, f"from {_token_source(settings, env)}")
     yield check_credentials(settings, token)
+
+
+def _check_notify(settings: Settings) -> Check:
+    """The notification channels can work: Apprise is there for the ones that need it."""
+    from monitor.notify.service import check_channels
+
+    try:
+        check_channels(settings.notify)
+    except ConfigError as exc:
+        fix = "install jira-task-monitor[apprise], or correct the channel's url"
+        return Check("notify", False, str(exc), fix, EX_CONFIG)
+    names = ", ".join(c.name for c in settings.notify)
+    return Check("notify", True, f"{len(settings.notify)} channel(s): {names}")
 
 
 _URL_FIX = "set jira.url to the site, e.g. https://example.atlassian.net (or JTM_JIRA_URL)"

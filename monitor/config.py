@@ -23,6 +23,7 @@ from typing import Any
 from monitor import config_keys as keys
 from monitor.durations import format_duration
 from monitor.errors import ConfigError, ConfigFileMissing
+from monitor.notify.channels import Channel, parse_channels
 from monitor.settings import (
     KINDS,
     SECTIONS,
@@ -150,10 +151,14 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     source = find_config_path(path, env)
     raw: dict[str, keys.RawValue] = {}
+    channels: tuple[Channel, ...] = ()
     if source is not None:
-        keys.collect_file(_read_toml(source), source, raw, kinds=KINDS, refused=_REFUSED_KEYS)
+        document = _read_toml(source)
+        if "notify" in document:  # an array of tables, read by monitor.notify.channels
+            channels = parse_channels(document.pop("notify"), source)
+        keys.collect_file(document, source, raw, kinds=KINDS, refused=_REFUSED_KEYS)
     keys.collect_env(env, raw, kinds=KINDS, reserved=RESERVED_ENV_VARS)
-    return _build(keys.Values(raw, KINDS), source, env)
+    return _build(keys.Values(raw, KINDS), source, env, channels)
 
 
 def load_token(settings: Settings, env: Mapping[str, str] | None = None) -> Secret:
@@ -310,7 +315,12 @@ def _database_url(
     return with_file(url, lambda name: _local_path(raw, name, source, env))
 
 
-def _build(values: keys.Values, source: Path | None, env: Mapping[str, str]) -> Settings:
+def _build(
+    values: keys.Values,
+    source: Path | None,
+    env: Mapping[str, str],
+    channels: tuple[Channel, ...] = (),
+) -> Settings:
     """The settings from `values`: each section's keys converted (`settings.section_values`),
     then the rules that join keys or need the file's place."""
     found = {section: section_values(values, section) for section in SECTIONS}
@@ -334,4 +344,4 @@ def _build(values: keys.Values, source: Path | None, env: Mapping[str, str]) -> 
     origin = values.origin("database.url")
     database["url"] = _database_url(database["url"], origin, source, env)
     sections = {name: cls(**found[name]) for name, cls in SECTIONS.items()}
-    return Settings(**sections, source=source)
+    return Settings(**sections, notify=channels, source=source)

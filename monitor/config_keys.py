@@ -15,7 +15,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -24,11 +24,46 @@ from urllib.parse import urlsplit
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
 from monitor.metrics.address import ListenAddress, parse_listen
+from monitor.states import TimeoutAction
 from monitor.taskref import is_loopback_host
 
 Kind = Literal["str", "int", "number", "bool", "duration"]
 """A key's TOML type. An environment override is a string; it is first turned into that type,
 so that the same validation serves both sources."""
+
+_KEY = "jtm_key"
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """How one key is read: `kind` types an environment string, `convert` checks the value."""
+
+    convert: Callable[[object], Any]
+    kind: Kind = "str"
+
+
+def key(default: Any, convert: Callable[[object], Any], kind: Kind = "str") -> Any:
+    """A settings field that is a configuration key (see `monitor.settings`)."""
+    return field(default=default, metadata={_KEY: Key(convert, kind)})
+
+
+def required_key(
+    convert: Callable[[object], Any], kind: Kind = "str", *, shown: bool = True
+) -> Any:
+    """A key without a default; `shown=False` for a value never to be echoed (it may hold a
+    secret): its field is left out of the repr, and an error about it does not quote it."""
+    return field(repr=shown, metadata={_KEY: Key(convert, kind)})
+
+
+def key_name(item: Field[Any]) -> str:
+    """The key's name within its section: the field's, without the `_s` of seconds."""
+    return item.name.removesuffix("_s")
+
+
+def key_spec(item: Field[Any]) -> Key:
+    """The `Key` of a field declared with `key` or `required_key`."""
+    spec: Key = item.metadata[_KEY]
+    return spec
 
 
 def env_var(dotted: str) -> str:
@@ -264,6 +299,16 @@ def choice(options: type[E]) -> Callable[[object], E]:
         raise ValueError(f"expected one of: {', '.join(options)}")
 
     return convert
+
+
+def bulk_timeout_action(value: object) -> TimeoutAction:
+    """The action on a bulk operation's timeout: only `warn`, for Jira cannot cancel one."""
+    action = choice(TimeoutAction)(value)
+    if action != TimeoutAction.WARN:
+        raise ValueError(
+            "bulk operations cannot be cancelled (Jira has no cancel for them): use warn"
+        )
+    return action
 
 
 def api_version(value: object) -> int:

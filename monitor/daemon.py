@@ -74,6 +74,7 @@ from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
 from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
+from monitor.notify.service import Notifications
 from monitor.pollreport import TickReport
 from monitor.reload import reread
 from monitor.retention import RETENTION_EVERY_S, apply_retention
@@ -127,6 +128,7 @@ class Daemon:
         self.endpoint = _metrics_endpoint(settings)
         self.telemetry: Telemetry = self.endpoint.recorder if self.endpoint else NO_TELEMETRY
         self.backlog = Backlog(self.log, telemetry=self.telemetry)
+        self.notify: Notifications | None = None  # built with the database (`_start`)
         state = StateFile(state_dir(self.env, settings.database.url), self.instance)
         self.heartbeat = HeartbeatWriter(
             self.instance, self.started_at, self.log, self.backlog, state
@@ -164,7 +166,13 @@ class Daemon:
         """Build the first runtime from the daemon's settings and use it (the start does
         this; so can a test that drives `tick` itself)."""
         self._build = Builder(
-            store, self.heartbeat, self.backlog, self.log, self.started_at, self.telemetry
+            store,
+            self.heartbeat,
+            self.backlog,
+            self.log,
+            self.started_at,
+            telemetry=self.telemetry,
+            notify=self.notify,
         )
         self._runtime, self._gate = self._build(self.settings, token, gate), gate
         return self._runtime
@@ -186,6 +194,7 @@ class Daemon:
             store = Store(engine)
             if self.endpoint is not None:
                 self.endpoint.start(engine, lambda: self.settings)
+            self.notify = Notifications(settings, engine, self.log)
             runtime = self.install(store, self._token, self.new_gate(settings))
             self._check_credentials(runtime.client)
         except BaseException:
@@ -208,6 +217,8 @@ class Daemon:
         )
         self._check_watchdog(settings)
         scheduler.start()
+        if self.notify is not None:
+            self.notify.start()
         self.notifier.ready(status_line(counts, None, None))
         return store, scheduler
 
@@ -246,6 +257,8 @@ class Daemon:
                 # and hit the site again at once.
                 self.watchdog.feed()
                 self.heartbeat.write_if_due(store, time.monotonic())
+            if self.notify is not None:
+                self.notify.watch(self.runtime.client.gate, self.backlog.state())
             self.stopping.wait(STOP_CHECK_S)
 
     def _stop(self, store: Store, scheduler: BackgroundScheduler) -> None:
@@ -265,6 +278,8 @@ class Daemon:
                 item.close()
                 item.client.gate.close()
         unwritten = self.last_writes(store)
+        if self.notify is not None:
+            self.notify.stop()
         counts = _counts(store) or {}
         if self.endpoint is not None:
             self.endpoint.close()
@@ -315,6 +330,8 @@ class Daemon:
         for form in credential_forms(new.jira, token):
             register_secret(form)
         self._token, self.settings = token, new
+        if self.notify is not None:
+            self.notify.reload(new)
         if runtime is not None and (stale := self._pending.exchange(runtime)) is not None:
             stale.close()  # built by an earlier reload and never used by a tick
         if new.log != old.log:
@@ -376,6 +393,8 @@ class Daemon:
         started = time.perf_counter()
         try:
             report = runtime.poller.tick(keep_going=self._keep_going)
+            if self.notify is not None:
+                self.notify.wake()
             self.heartbeat.after_tick(store, report)
             self.telemetry.tick(time.perf_counter() - started, datetime.now(UTC))
         except Exception as exc:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from monitor.states import JiraStatus, TaskState, TimeoutAction, TimeoutKind, is_terminal
+from monitor.states import JiraStatus, TaskKind, TaskState, TimeoutAction, TimeoutKind, is_terminal
 
 if TYPE_CHECKING:
     from monitor.config import TimeoutSettings
@@ -47,7 +47,9 @@ class Limits:
 
     @classmethod
     def for_task(cls, task: Task, defaults: TimeoutSettings) -> Limits:
-        """Per-task values where set, else the config's `[timeouts]`."""
+        """Per-task values where set, else the config's `[timeouts]`. A bulk operation's
+        action is always `warn` (`timeouts.bulk_action`): Jira cannot cancel one, and the
+        CLI and the config refuse to ask for it."""
 
         def pick(own: float | None, default: float | None) -> float | None:
             return own if own is not None else default
@@ -57,7 +59,11 @@ class Limits:
             queued_s=pick(task.limit_queued_s, defaults.queued_s),
             run_s=pick(task.limit_run_s, defaults.run_s),
             stall_s=pick(task.limit_stall_s, defaults.stall_s),
-            action=TimeoutAction(task.timeout_action or defaults.action),
+            action=(
+                defaults.bulk_action
+                if task.kind == TaskKind.BULK
+                else TimeoutAction(task.timeout_action or defaults.action)
+            ),
         )
 
     def limit(self, kind: TimeoutKind) -> float | None:

@@ -23,9 +23,10 @@ import click
 from monitor.database import open_database
 from monitor.simulator import Simulator, TaskScript
 from monitor.sqlite_path import file_url
-from monitor.states import JiraStatus, TaskState
+from monitor.states import JiraStatus, TaskKind, TaskState
 from monitor.store import Registration, Store
 from monitor.store.queries import Filters, Queries
+from monitor.taskref import TaskRef
 
 DEMO_TASKS: tuple[tuple[TaskScript, str], ...] = (
     (TaskScript("10001", queued_s=1, run_s=6, outcome="COMPLETE"), "reindex project OPS"),
@@ -47,6 +48,18 @@ DEMO_TASKS: tuple[tuple[TaskScript, str], ...] = (
         "delete project SANDBOX",
     ),
     (TaskScript("10006", queued_s=1, run_s=120, cancel_delay_s=1), "bulk edit (overruns)"),
+    (
+        TaskScript(
+            "10000",
+            kind="bulk",
+            queued_s=1,
+            run_s=10,
+            issues=40,
+            invalid_issues=2,
+            failures=(("10087", "The issue is locked"), ("10093", "Field 'Team' is required")),
+        ),
+        "bulk transition to Done",
+    ),
 )
 RUN_LIMITS = {"10006": 6.0}  # seconds: the demo's `jtm add --run 6s`
 UNKNOWN_TASK = ("10099", "a task that is not on this site")
@@ -74,6 +87,8 @@ def _narrate(line: str) -> None:
         return
     name = event.get("event")
     task = event.get("task_id", "")
+    if TaskKind.BULK in (event.get("kind"), event.get("task_kind")):
+        task = f"bulk:{task}"
     stamp = str(event.get("timestamp", ""))[11:19]
     if name == "daemon.started":
         text = f"daemon started (pid {event.get('pid')}), watching {event.get('tasks')} tasks"
@@ -86,7 +101,8 @@ def _narrate(line: str) -> None:
         by_monitor = " (cancelled by the monitor)" if event.get("cancelled_by_monitor") else ""
         text = click.style(
             f"task {task} finished {event.get('status')} at {event.get('progress')}% after "
-            f"{event.get('duration_s')}s and {event.get('polls')} polls{by_monitor}",
+            f"{event.get('duration_s')}s and {event.get('polls')} polls{by_monitor}"
+            + (f", {event['failed_issues']} issues failed" if event.get("failed_issues") else ""),
             fg=colour,
         )
     elif name == "task.timeout":
@@ -124,14 +140,16 @@ def run_demo(max_seconds: int = 40) -> None:
         now = datetime.now(UTC)
         for script, label in DEMO_TASKS:
             limit = RUN_LIMITS.get(script.task_id)
-            store.register([script.task_id], Registration(label=label, run_s=limit), now)
-        store.register([UNKNOWN_TASK[0]], Registration(label=UNKNOWN_TASK[1]), now)
+            ref = TaskRef(TaskKind(script.kind), script.task_id)
+            store.register([ref], Registration(label=label, run_s=limit), now)
+        unknown = TaskRef(TaskKind.TASK, UNKNOWN_TASK[0])
+        store.register([unknown], Registration(label=UNKNOWN_TASK[1]), now)
         click.secho("jira-task-monitor demo", bold=True)
         click.echo(
-            f"A simulated Jira site runs at {sim.url}. Seven tasks are registered (as `jtm add`\n"
-            f"would; one with `--run 6s`, and one that does not exist), and the daemon\n"
-            f"(`jtm run`) polls them every {POLL_EVERY}. It logs one JSON line per event; here\n"
-            "they are, told as a story:\n"
+            f"A simulated Jira site runs at {sim.url}. Eight tasks are registered (as `jtm add`\n"
+            f"would; one with `--run 6s`, one bulk operation, and one that does not exist), and\n"
+            f"the daemon (`jtm run`) polls them every {POLL_EVERY}. It logs one JSON line per\n"
+            "event; here they are, told as a story:\n"
         )
         log_path = tmp / "daemon.log"
         with log_path.open("w") as log_out:
@@ -183,7 +201,7 @@ def _follow(
         if not watching:
             break
         if time.monotonic() >= next_table:
-            bars = "  ".join(f"{t.task_id} {_bar(t.progress)}" for t in watching)
+            bars = "  ".join(f"{t.ref} {_bar(t.progress)}" for t in watching)
             click.secho(f"  progress: {bars}", dim=True)
             next_table = time.monotonic() + 5
         time.sleep(0.25)

@@ -24,6 +24,7 @@ from monitor.records import Heartbeat
 from monitor.statefile import StoreTrouble, read_state_file
 from monitor.states import ErrorKind
 from monitor.store.queries import FailingTask, Queries
+from monitor.taskref import TaskRef
 
 STALE_AFTER_S = 120.0
 EXAMPLE_IDS = 5
@@ -112,7 +113,7 @@ def group_trouble(failing: Sequence[FailingTask]) -> list[TroubleGroup]:
         group = groups.setdefault(kind, TroubleGroup(kind, example=task.error))
         group.count += 1
         if len(group.task_ids) < EXAMPLE_IDS:
-            group.task_ids.append(task.task_id)
+            group.task_ids.append(str(task.ref))
     order = list(ErrorKind)
     return sorted(groups.values(), key=lambda g: order.index(g.kind))
 
@@ -128,6 +129,7 @@ class StatusReport:
     size_bytes: int | None
     snapshots: int
     store: StoreTrouble | None = None  # the live daemon cannot write the database
+    notifications: dict[str, int] = field(default_factory=dict)  # outbox rows: pending, failed
 
 
 def with_state_files(
@@ -161,8 +163,14 @@ def status_report(
         store=None if live is None else trouble.get(live.instance),
         counts=queries.count_by_state(),
         trouble=group_trouble(queries.failing_tasks()),
-        next_poll=queries.next_poll(),
+        next_poll=_shown_next_poll(queries.next_poll()),
         schema=queries.schema_revision(),
         size_bytes=queries.database_size(),
         snapshots=queries.snapshot_count(),
+        notifications=queries.notification_totals(),
     )
+
+
+def _shown_next_poll(next_poll: tuple[TaskRef, datetime] | None) -> tuple[str, datetime] | None:
+    """The task polled next as users name it (`bulk:ID` for a bulk operation), and when."""
+    return None if next_poll is None else (str(next_poll[0]), next_poll[1])

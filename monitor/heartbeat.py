@@ -30,6 +30,7 @@ from monitor.jira.api import TaskApi
 from monitor.pollreport import TickReport
 from monitor.statefile import StateFile
 from monitor.store import Store
+from monitor.taskref import TaskRef
 
 BEAT_EVERY_S = 30.0
 """During a long tick the heartbeat is refreshed this often: well inside `STALE_AFTER_S`."""
@@ -124,9 +125,9 @@ class _Pulsing:
         self._api = api
         self._pulse = pulse
 
-    def get_task(self, task_id: str) -> TaskInfo:
+    def get_task(self, ref: TaskRef) -> TaskInfo:
         try:
-            return self._api.get_task(task_id)
+            return self._api.get_task(ref)
         finally:
             self._pulse()
 

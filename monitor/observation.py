@@ -22,7 +22,7 @@ from monitor.errors import (
     JiraServerError,
     JiraUnreachable,
 )
-from monitor.jira import TaskInfo
+from monitor.jira import BulkCounts, TaskInfo
 from monitor.outcome import (
     CancelStep,
     EventSpec,
@@ -117,6 +117,7 @@ def _seen(
         or task.progress != info.progress
         or task.message != message
         or task.jira_last_update_at != info.last_update
+        or (info.bulk is not None and _counts(task) != info.bulk)
     )
     if changed or _cancel_open(task):
         interval = poll.interval_s  # a cancel in progress is watched closely
@@ -131,6 +132,14 @@ def _seen(
         mark = task.last_change_at + downtime
     first, status_changed = task.first_seen_at is None, task.status != info.status
     return Seen(info, message, changed, first, status_changed, interval, mark)
+
+
+def _counts(task: Task) -> BulkCounts:
+    """A bulk operation's per-issue counts as stored: they may move while its percentage does
+    not (1 issue of 1,000 is no whole percent)."""
+    return BulkCounts(
+        task.total_issues, task.succeeded_issues, task.failed_issues, task.invalid_issues
+    )
 
 
 def _cancel_open(task: Task) -> bool:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from monitor.deadlines import Overrun
 from monitor.jira import TaskInfo
@@ -21,6 +22,10 @@ from monitor.states import CancelOutcome, ErrorKind, EventKind, GoneReason, Time
 
 EventSpec = tuple[EventKind, str | None]
 """A timeline event of a task: its kind and its detail."""
+
+OutboxRow = dict[str, Any]
+"""A row of the notifications outbox (`monitor.notify.router` builds them; the store inserts
+them as they are, with the events they announce)."""
 
 MAX_STORED_RESULT_CHARS = 65_536
 MAX_STORED_TEXT_CHARS = 4_000
@@ -109,6 +114,10 @@ class Outcome:
     `follows` are earlier outcomes of the same task that changed nothing, held in memory
     while the database could not be written (`monitor.backlog`); they are written with this
     one, as one compare-and-set that counts them all.
+
+    `notices` are the outbox rows of its events, one per channel that takes one (decided
+    with it by `monitor.notify.router`, ids and keys included, so a write held and retried
+    carries the same keys): written in the same transaction as the events.
     """
 
     task: Task
@@ -121,6 +130,7 @@ class Outcome:
     timeouts: Timeouts | None = None
     cancel: CancelStep | None = None
     follows: tuple[Outcome, ...] = ()
+    notices: tuple[OutboxRow, ...] = ()
 
     @property
     def decides_cancel(self) -> bool:
@@ -131,7 +141,7 @@ class Outcome:
     def plain(self) -> bool:
         """Moves only the task's schedule and counters: no snapshot, event or cancel."""
         changed = self.seen is not None and self.seen.changed
-        return not changed and not self.events and self.cancel is None
+        return not changed and not self.events and self.cancel is None and not self.notices
 
     @property
     def base(self) -> Task:

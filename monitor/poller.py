@@ -34,6 +34,7 @@ from monitor.jira import TaskInfo
 from monitor.jira.api import TaskApi
 from monitor.logs import get_logger
 from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
+from monitor.notify.router import Router
 from monitor.observation import JITTER, observe, observe_failure
 from monitor.outcome import Outcome
 from monitor.pollreport import TickReport, log_failure, report_poll
@@ -84,6 +85,7 @@ class Poller:
         watched_since: datetime | None = None,
         backlog: Backlog | None = None,
         telemetry: Telemetry = NO_TELEMETRY,
+        notify: Router | None = None,
     ) -> None:
         self.store = store
         self.telemetry = telemetry
@@ -96,8 +98,14 @@ class Poller:
         self.watched_since = watched_since or datetime.now(UTC)
         self.backlog = Backlog(self.log) if backlog is None else backlog
         self.backlog.log_every_s = poll.interval_s
+        self.notify = notify  # decides the notifications written with each poll's events
         self.canceller = Canceller(
-            store, api.cancel_task, timeouts.cancel_grace_s, log=self.log, telemetry=telemetry
+            store,
+            api.cancel_task,
+            timeouts.cancel_grace_s,
+            log=self.log,
+            telemetry=telemetry,
+            notify=notify,
         )
 
     def tick(
@@ -180,7 +188,7 @@ class Poller:
         `NOT_SENT` instead once the daemon is stopping."""
         answer: Answer = NO_ANSWER
         try:
-            answer = self.api.get_task(task.task_id) if keep_going() else NOT_SENT
+            answer = self.api.get_task(task.ref) if keep_going() else NOT_SENT
         except ClientClosed:
             answer = NOT_SENT  # the gate was closed by a stop while this request waited
         except Exception as exc:  # a JiraError is an answer; any other is isolated later
@@ -205,7 +213,7 @@ class Poller:
             return None
         try:
             if isinstance(answer, TaskInfo):
-                return observe(
+                outcome = observe(
                     task,
                     answer,
                     now,
@@ -214,9 +222,11 @@ class Poller:
                     watched_since=self.watched_since,
                     jitter=self._jitter(),
                 )
-            outcome = observe_failure(task, answer, now, self.poll, self._jitter())
-            log_failure(self.log, outcome)
-            return outcome
+            else:
+                outcome = observe_failure(task, answer, now, self.poll, self._jitter())
+                log_failure(self.log, outcome)
+            # The notifications of its events, decided now and written with them.
+            return self.notify.attach(outcome) if self.notify else outcome
         except Exception as exc:
             self._isolate(task, exc, now, report)
             return None

@@ -18,6 +18,8 @@ from monitor.outcome import Happened, Outcome, json_result
 from monitor.records import Task
 from monitor.states import CancelSource, ErrorKind, JiraStatus
 
+LOGGED_FAILURES = 5
+"""A bulk operation's `task.finished` names this many failed issues with their reasons."""
 MAX_LOGGED_RESULT_CHARS = 1_000
 
 
@@ -61,7 +63,9 @@ def report_poll(
         report.failed += 1
         if outcome.happened == Happened.GONE and outcome.failure is not None:
             report.gone += 1
-            log.warning("task.gone", task_id=task.task_id, reason=str(outcome.failure.gone))
+            log.warning(
+                "task.gone", task_id=task.task_id, kind=task.kind, reason=str(outcome.failure.gone)
+            )
         return
     report.polled += 1
     seen = outcome.seen
@@ -72,6 +76,7 @@ def report_poll(
         log.info(
             "task.status_changed",
             task_id=task.task_id,
+            kind=task.kind,
             **{"from": task.status, "to": seen.info.status},
             progress=seen.info.progress,
         )
@@ -90,6 +95,7 @@ def _log_timeouts(log: FilteringBoundLogger, outcome: Outcome, report: TickRepor
         log.warning(
             "task.timeout",
             task_id=outcome.task.task_id,
+            task_kind=outcome.task.kind,  # `kind` is the limit's here (a stable name)
             kind=str(overrun.kind),
             limit_s=overrun.limit_s,
             observed_s=overrun.observed_s,
@@ -107,11 +113,14 @@ def log_failure(log: FilteringBoundLogger, outcome: Outcome) -> None:
         # Once per change: a task the account may not see is refused at every poll.
         already = task.consecutive_errors and task.last_error_kind == ErrorKind.FORBIDDEN
         if not already:
-            log.warning("task.access_denied", task_id=task.task_id, kind="task", reason=str(error))
+            log.warning(
+                "task.access_denied", task_id=task.task_id, kind=task.kind, reason=str(error)
+            )
     elif isinstance(error, JiraRateLimited):
         log.warning(
             "jira.rate_limited",
             task_id=task.task_id,
+            kind=task.kind,
             retry_after_s=error.retry_after_s,
             wait_s=error.pause_s,
             reason=error.reason,
@@ -120,6 +129,7 @@ def log_failure(log: FilteringBoundLogger, outcome: Outcome) -> None:
         log.warning(
             "jira.error",
             task_id=task.task_id,
+            kind=task.kind,
             status=getattr(error, "status", None),
             transient=failure.transient,
             error=str(error),
@@ -133,10 +143,13 @@ def _log_finished(log: FilteringBoundLogger, task: Task, info: TaskInfo, now: da
     text = json_result(result)
     if text is not None and len(text) > MAX_LOGGED_RESULT_CHARS:
         result = text[:MAX_LOGGED_RESULT_CHARS] + "...(truncated)"
-    level = log.info if info.status == JiraStatus.COMPLETE else log.warning
+    bulk = _bulk_fields(info)
+    failed = info.status != JiraStatus.COMPLETE or bool(bulk.get("failed_issues"))
+    level = log.warning if failed else log.info
     level(
         "task.finished",
         task_id=task.task_id,
+        kind=task.kind,
         label=task.label,
         status=info.status,
         progress=info.progress,
@@ -151,4 +164,23 @@ def _log_finished(log: FilteringBoundLogger, task: Task, info: TaskInfo, now: da
         cancel_requested_by=task.cancel_requested_by,
         timed_out=task.timed_out,
         result=result,
+        **bulk,
     )
+
+
+def _bulk_fields(info: TaskInfo) -> dict[str, object]:
+    """A bulk operation's counts for `task.finished`, and the first few failures with their
+    reasons when some issues failed; nothing for a task."""
+    if info.bulk is None:
+        return {}
+    counts = info.bulk
+    fields: dict[str, object] = {
+        "total_issues": counts.total,
+        "succeeded_issues": counts.succeeded,
+        "failed_issues": counts.failed,
+        "invalid_issues": counts.invalid,
+    }
+    if counts.failed and isinstance(info.result, dict):
+        first = list(info.result.items())[:LOGGED_FAILURES]
+        fields["first_failures"] = {str(issue): reasons for issue, reasons in first}
+    return fields

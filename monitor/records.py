@@ -15,6 +15,8 @@ from typing import Any, NamedTuple, Self
 from sqlalchemy import Column, Row, Table
 
 from monitor.schema import HEARTBEATS, TASKS
+from monitor.states import TaskKind
+from monitor.taskref import TaskRef
 
 
 class Task(NamedTuple):
@@ -27,6 +29,7 @@ class Task(NamedTuple):
     state: str
     registered_at: datetime
     updated_at: datetime
+    kind: str = TaskKind.TASK
     label: str | None = None
     finished_at: datetime | None = None
     removed_at: datetime | None = None
@@ -47,6 +50,10 @@ class Task(NamedTuple):
     jira_started_at: datetime | None = None
     jira_finished_at: datetime | None = None
     jira_last_update_at: datetime | None = None
+    total_issues: int | None = None
+    succeeded_issues: int | None = None
+    failed_issues: int | None = None
+    invalid_issues: int | None = None
 
     next_poll_at: datetime | None = None
     poll_interval_s: float | None = None
@@ -70,6 +77,15 @@ class Task(NamedTuple):
     cancel_sent_at: datetime | None = None
     cancel_next_at: datetime | None = None
     cancel_outcome: str | None = None
+
+    @property
+    def ref(self) -> TaskRef:
+        """The task's identity: its kind and its ID."""
+        return TaskRef(TaskKind(self.kind), self.task_id)
+
+    @property
+    def bulk(self) -> bool:
+        return self.kind == TaskKind.BULK
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
@@ -95,6 +111,31 @@ class Heartbeat(NamedTuple):
     def from_row(cls, row: Row[Any]) -> Self:
         """The record of a row selected as `HEARTBEAT_COLUMNS`."""
         return cls._make(row)
+
+
+ISSUE_COUNTS = ("total_issues", "succeeded_issues", "failed_issues", "invalid_issues")
+"""A bulk operation's per-issue counts: columns of its task row and its snapshots, fields of
+its JSON objects and CSV rows."""
+
+
+def issue_counts(record: Any) -> dict[str, int | None]:
+    """The per-issue counts of a bulk operation's task row or snapshot row."""
+    return {name: getattr(record, name) for name in ISSUE_COUNTS}
+
+
+def issue_counts_text(counts: dict[str, Any]) -> str | None:
+    """What a bulk operation's counts say, as "3/10 issues done, 1 failed, 2 invalid"; None
+    if Jira gave none (a task, or a bulk operation not yet counted)."""
+    total, done = counts.get("total_issues"), counts.get("succeeded_issues")
+    failed, invalid = counts.get("failed_issues"), counts.get("invalid_issues")
+    if total is None and done is None and not failed and not invalid:
+        return None
+    parts = [f"{done or 0}/{'?' if total is None else total} issues done"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if invalid:
+        parts.append(f"{invalid} invalid")
+    return ", ".join(parts)
 
 
 def _columns(record: type[Task | Heartbeat], table: Table) -> tuple[Column[Any], ...]:

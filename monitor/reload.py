@@ -11,6 +11,7 @@ from pathlib import Path
 
 from monitor.config import Secret, Settings, load_settings, load_token
 from monitor.errors import ConfigError
+from monitor.notify.service import check_channels
 from monitor.settings import changed_keys
 
 RESTART_ONLY_KEYS = ("jira.url", "database.url", "metrics.listen")
@@ -22,8 +23,8 @@ def reread(
     old: Settings, config_path: Path | None, env: Mapping[str, str], token: Secret | None
 ) -> tuple[Settings, Secret, list[str]]:
     """The config and token as they are now, and the keys that changed since `old` and
-    `token`; a MonitorError if they cannot be used (invalid, unreadable, or a change of a
-    key only a restart may change)."""
+    `token`; a MonitorError if they cannot be used (invalid, unreadable, a change of a key
+    only a restart may change, or a notification channel that cannot work)."""
     new = load_settings(config_path, env)
     new.jira.require_url()
     changed = changed_keys(old, new)
@@ -34,6 +35,7 @@ def reread(
             "restart the service to use the new value"
         )
     fresh = load_token(new, env)
+    check_channels(new.notify)
     if fresh != token:
         changed.append("jira.token")
     return new, fresh, changed

@@ -23,6 +23,7 @@ from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
+from monitor.notify.service import Notifications
 from monitor.poller import Poller
 from monitor.store import Store
 
@@ -57,6 +58,7 @@ class Builder:
     log: FilteringBoundLogger
     watched_since: datetime
     telemetry: Telemetry = NO_TELEMETRY
+    notify: Notifications | None = None  # None: a daemon without notifications (tests)
 
     def __call__(self, settings: Settings, token: Secret, gate: SiteGate) -> Runtime:
         concurrency = settings.poll.concurrency
@@ -74,6 +76,7 @@ class Builder:
             watched_since=self.watched_since,
             backlog=self.backlog,
             telemetry=self.telemetry,
+            notify=None if self.notify is None else self.notify.router(settings),
         )
         return Runtime(settings, client, workers, poller)
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -104,6 +104,8 @@ METADATA = MetaData(naming_convention=NAMING_CONVENTION)
 TASKS = Table(
     "tasks",
     METADATA,
+    # The identity is (kind, task_id): the same ID may name a task and a bulk operation.
+    Column("kind", String(8), primary_key=True, server_default="task"),  # a TaskKind
     Column("task_id", String(64), primary_key=True),
     Column("label", Text),
     Column("state", String(16), nullable=False),
@@ -128,6 +130,12 @@ TASKS = Table(
     Column("jira_started_at", UTCDateTime),
     Column("jira_finished_at", UTCDateTime),
     Column("jira_last_update_at", UTCDateTime),
+    # A bulk operation's per-issue counts (NULL for a task, and until Jira gives them); its
+    # failed issues with their reasons are its `result`.
+    Column("total_issues", Integer),
+    Column("succeeded_issues", Integer),
+    Column("failed_issues", Integer),
+    Column("invalid_issues", Integer),
     # Polling: when, how often, and how it went.
     Column("next_poll_at", UTCDateTime),
     Column("poll_interval_s", Float),
@@ -166,7 +174,8 @@ SNAPSHOTS = Table(
     "snapshots",
     METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("task_id", String(64), ForeignKey("tasks.task_id", ondelete="CASCADE"), nullable=False),
+    Column("task_kind", String(8), nullable=False, server_default="task"),
+    Column("task_id", String(64), nullable=False),
     Column("observed_at", UTCDateTime, index=True, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("status", String(40), nullable=False),
@@ -174,8 +183,15 @@ SNAPSHOTS = Table(
     Column("message", Text),
     Column("elapsed_runtime_ms", BigInteger),
     Column("jira_last_update_at", UTCDateTime),
+    Column("total_issues", Integer),
+    Column("succeeded_issues", Integer),
+    Column("failed_issues", Integer),
+    Column("invalid_issues", Integer),
+    ForeignKeyConstraint(
+        ["task_kind", "task_id"], ["tasks.kind", "tasks.task_id"], ondelete="CASCADE"
+    ),
     # One task's history, newest first, straight from the index (no sort).
-    Index(None, "task_id", "observed_at"),
+    Index(None, "task_kind", "task_id", "observed_at"),
 )
 
 # One step of a task's timeline: registered, status changed, finished, timed out, ...
@@ -183,16 +199,15 @@ EVENTS = Table(
     "events",
     METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "task_id",
-        String(64),
-        ForeignKey("tasks.task_id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    Column("task_kind", String(8), nullable=False, server_default="task"),
+    Column("task_id", String(64), nullable=False),
     Column("at", UTCDateTime, nullable=False),
-    Column("kind", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),  # an EventKind
     Column("detail", Text),
+    ForeignKeyConstraint(
+        ["task_kind", "task_id"], ["tasks.kind", "tasks.task_id"], ondelete="CASCADE"
+    ),
+    Index(None, "task_kind", "task_id"),
 )
 
 # One row per daemon instance: is it alive, and what did its last tick do.
@@ -209,4 +224,30 @@ HEARTBEATS = Table(
     Column("next_poll_at", UTCDateTime),
     Column("stopped_at", UTCDateTime),
     Column("state_file", String(4096)),  # see monitor.statefile
+)
+
+# The notifications outbox (`monitor.notify`): one row per (event, channel), written in the
+# same transaction as the event it announces, then delivered in the background. `key` is the
+# delivery's idempotency key; `batch` the key of the message it goes out in (its own, or the
+# first row's of a grouped message), set before the first attempt so that a retry after a
+# crash sends the same message under the same key.
+NOTIFICATIONS = Table(
+    "notifications",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("event_id", String(64), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("task_id", String(64)),
+    Column("task_kind", String(8)),  # a TaskKind, with task_id
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # a DeliveryState
+    Column("batch", String(64)),
+    Column("attempts", Integer, default=0, server_default="0", nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime),
+    Index(None, "channel", "state", "next_attempt_at"),
 )

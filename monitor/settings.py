@@ -13,36 +13,19 @@ interval, paths relative to the file) are `monitor.config`'s, after the conversi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from monitor import config_keys as keys
+from monitor.config_keys import Key, key, key_name, key_spec, required_key
 from monitor.errors import ConfigError
 from monitor.metrics.address import ListenAddress
+from monitor.notify.channels import Channel
 from monitor.states import Auth, LogFormat, LogLevel, TimeoutAction
 
-_KEY = "jtm_key"
 _positive = keys.duration()
-
-
-@dataclass(frozen=True, slots=True)
-class Key:
-    """How one key is read: `kind` types an environment string, `convert` checks the value."""
-
-    convert: Callable[[object], Any]
-    kind: keys.Kind = "str"
-
-
-def key(default: Any, convert: Callable[[object], Any], kind: keys.Kind = "str") -> Any:
-    """A settings field that is a configuration key (see the module docstring)."""
-    return field(default=default, metadata={_KEY: Key(convert, kind)})
-
-
-def required_key(convert: Callable[[object], Any], kind: keys.Kind = "str") -> Any:
-    """A key without a default: `monitor.config` works one out when it is not set."""
-    return field(metadata={_KEY: Key(convert, kind)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +68,9 @@ class TimeoutSettings:
     stall_s: float | None = key(None, keys.optional(_positive), "duration")
     action: TimeoutAction = key(TimeoutAction.CANCEL, keys.choice(TimeoutAction))
     cancel_grace_s: float = key(300.0, _positive, "duration")
+    # Bulk operations cannot be cancelled (Jira has no endpoint for it): `warn` is the only
+    # action they take, and asking for another is a configuration error.
+    bulk_action: TimeoutAction = key(TimeoutAction.WARN, keys.bulk_timeout_action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +100,8 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    # The [[notify]] channels: an array of tables, its keys declared by `Channel`'s fields.
+    notify: tuple[Channel, ...] = ()
     source: Path | None = None  # the file the settings came from; None when none was found
 
 
@@ -122,17 +110,13 @@ class Settings:
 _HINTS = get_type_hints(Settings)
 SECTIONS: dict[str, type[Any]] = {f.name: _HINTS[f.name] for f in fields(Settings)}
 SECTIONS.pop("source")
-
-
-def key_name(item: Field[Any]) -> str:
-    """The key's name within its section: the field's, without the `_s` of seconds."""
-    return item.name.removesuffix("_s")
+SECTIONS.pop("notify")  # a list of tables, read by `monitor.notify.channels.parse_channels`
 
 
 def _declared() -> Iterator[tuple[str, Field[Any], Key]]:
     for section, cls in SECTIONS.items():
         for item in fields(cls):
-            yield f"{section}.{key_name(item)}", item, item.metadata[_KEY]
+            yield f"{section}.{key_name(item)}", item, key_spec(item)
 
 
 KINDS: dict[str, keys.Kind] = {dotted: spec.kind for dotted, _item, spec in _declared()}
@@ -144,7 +128,7 @@ def section_values(values: keys.Values, section: str) -> dict[str, Any]:
     found = {}
     for item in fields(SECTIONS[section]):
         default = None if item.default is MISSING else item.default
-        convert = item.metadata[_KEY].convert
+        convert = key_spec(item).convert
         found[item.name] = values.take(f"{section}.{key_name(item)}", convert, default)
     return found
 
@@ -157,4 +141,6 @@ def changed_keys(old: Settings, new: Settings) -> list[str]:
         for item in fields(before):
             if getattr(before, item.name) != getattr(after, item.name):
                 changed.append(f"{section}.{key_name(item)}")
+    if old.notify != new.notify:
+        changed.append("notify")
     return changed

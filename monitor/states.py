@@ -1,9 +1,21 @@
-"""Closed vocabularies, defined once: task states, Jira statuses, event kinds, timeouts,
-kinds of error, and the closed choices of the configuration (auth, log format and level)."""
+"""Closed vocabularies, defined once: task kinds and states, Jira statuses, event kinds,
+timeouts, kinds of error, and the closed choices of the configuration (auth, log format and
+level)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+
+class TaskKind(StrEnum):
+    """Which of Jira's trackers a task lives in; part of the task's identity.
+
+    `task`: `/rest/api/{2|3}/task/{ID}` (cancellable). `bulk`: a bulk issue operation,
+    `/rest/api/3/bulk/queue/{ID}` (no cancel endpoint). The same ID may exist in both.
+    """
+
+    TASK = "task"
+    BULK = "bulk"
 
 
 class TaskState(StrEnum):

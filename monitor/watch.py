@@ -35,8 +35,10 @@ from monitor.health import (
     with_state_files,
 )
 from monitor.palette import STATUS_COLOURS
+from monitor.records import issue_counts, issue_counts_text
 from monitor.states import JiraStatus, TaskState
 from monitor.store.queries import Filters, Queries
+from monitor.taskref import BULK_PREFIX
 from monitor.terminal import visible
 
 ETA_POINTS = 20
@@ -78,6 +80,7 @@ class Row:
     error: str | None
     timed_out: str | None
     error_kind: str | None = None  # an ErrorKind, when the error was stored with one
+    issues: str | None = None  # a bulk operation's counts (`records.issue_counts_text`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,17 +106,18 @@ def load_view(
     a screenful, and the others would cost a query for nothing.
     """
     tasks = queries.watched(filters, now - timedelta(seconds=recent_s))
-    running = [t.task_id for t in tasks[:shown] if t.status == JiraStatus.RUNNING]
+    running = [t.ref for t in tasks[:shown] if t.status == JiraStatus.RUNNING]
     points = queries.progress_points(running, ETA_POINTS)
     rows = [
         Row(
-            task_id=t.task_id,
+            task_id=str(t.ref),
             label=t.label,
+            issues=issue_counts_text(issue_counts(t)) if t.bulk else None,
             state=t.state,
             status=t.status,
             progress=t.progress,
             age_s=(now - (t.jira_submitted_at or t.registered_at)).total_seconds(),
-            eta_s=eta_seconds(points.get(t.task_id, []), now),
+            eta_s=eta_seconds(points.get(t.ref, []), now),
             limit=nearest_limit(t, settings.timeouts, now),
             error=t.last_error if t.consecutive_errors else None,
             error_kind=t.last_error_kind,
@@ -285,14 +289,17 @@ def _row_line(row: Row, widths: tuple[int, int, int, int], look: Look) -> str:
         eta = "?" if row.eta_s is None else "~" + format_approx(row.eta_s)
     limit_plain, limit_styled = _limit_text(None if ended else row.limit, look)
     if row.error:
-        error = row.error.removeprefix(f"get task {row.task_id}: ")
+        bare_id = row.task_id.removeprefix(BULK_PREFIX)
+        error = row.error.removeprefix(f"get task {bare_id}: ")
+        error = error.removeprefix(f"get bulk task {bare_id}: ")
         note = look(
             look.fit(f"! {error_kind(row.error_kind, row.error, None)}: {error}", note_w), fg="red"
         )
     elif row.timed_out:
         note = look(look.fit(f"timed out ({row.timed_out})", note_w), fg="red")
     else:
-        note = look.fit(row.label or "", note_w)
+        notes = [text for text in (row.issues, row.label) if text]
+        note = look.fit("; ".join(notes), note_w)
     cells = [
         look.fit(row.task_id, id_w).ljust(id_w),
         look(bar(row.progress, bar_w, look), fg=colour, dim=ended or None) + " " + pct,

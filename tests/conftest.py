@@ -27,6 +27,7 @@ from monitor.simulator import Simulator
 from monitor.states import LogFormat
 from monitor.store import Store
 from tests.notify import NotifyListener
+from tests.receiver import Receiver
 
 SIM_EMAIL = "sim@example.com"
 SIM_TOKEN = "canary-TOKEN-5e1f9c"
@@ -104,3 +105,11 @@ def listener() -> Iterator[NotifyListener]:
     notify = NotifyListener()
     yield notify
     notify.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A loopback webhook receiver (Apprise's json://), see tests.receiver."""
+    item = Receiver()
+    yield item
+    item.close()

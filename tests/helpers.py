@@ -23,6 +23,7 @@ from monitor.records import Task
 from monitor.simulator import Simulator
 from monitor.store import Store
 from monitor.store.queries import Filters, Queries
+from monitor.taskref import as_ref
 
 JTM = [sys.executable, "-m", "monitor"]
 
@@ -133,7 +134,7 @@ def events(store: Store, task_id: str) -> list[Any]:
 
 def snapshots(store: Store, task_id: str | None = None, **filters: Any) -> list[Any]:
     """Snapshots, newest first, as `jtm history` reads them."""
-    wanted = Filters(task_ids=(task_id,) if task_id else (), **filters)
+    wanted = Filters(refs=(as_ref(task_id),) if task_id else (), **filters)
     with Queries(store.engine).snapshots(wanted) as rows:
         return list(rows)
 

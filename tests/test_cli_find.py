@@ -155,7 +155,8 @@ def test_history_csv_streams_every_row(run: Run, seeded: Store) -> None:
     result = run("history", "--csv", "--limit", "0")
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert list(rows[0]) == ["task_id", "observed_at", "status", "progress", "message",
-                             "elapsed_runtime_ms", "last_seen_at"]  # fmt: skip
+                             "elapsed_runtime_ms", "last_seen_at", "kind", "total_issues",
+                             "succeeded_issues", "failed_issues", "invalid_issues"]  # fmt: skip
     assert len(rows) == 5
     assert rows[2]["progress"] == ""  # None is an empty cell
 
@@ -191,7 +192,7 @@ def test_show_timeline_filters(run: Run, seeded: Store) -> None:
         (["list", "--limit", "-1"], "-1"),
         (["history", "--status", ""], "empty"),
         (["show", "1", "--kind", "exploded"], "exploded"),
-        (["show", "1", "--csv"], "No such option"),
+        (["show", "1", "--csv"], "--csv goes with --failures"),
     ],
 )
 def test_bad_filters_are_usage_errors(

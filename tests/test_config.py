@@ -404,6 +404,10 @@ def test_reserved_env_vars_are_not_keys(tmp_path: Path, env: dict[str, str]) -> 
             "log.format = 'text' in FILE: expected one of: json, console, auto",
         ),
         ('[log]\nlevel = "trace"', "log.level = 'trace' in FILE: expected one of: debug, info"),
+        (
+            '[timeouts]\nbulk_action = "cancel"',
+            "timeouts.bulk_action = 'cancel' in FILE: bulk operations cannot be cancelled",
+        ),
     ],
 )
 def test_bad_values_name_key_value_and_file(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -29,6 +30,10 @@ from monitor.database import (
 from monitor.errors import EmptyDatabaseFile, NotJtmDatabase, StoreError
 from monitor.schema import METADATA, UTCDateTime
 from monitor.sqlite_path import database_name, sqlite_file, with_file
+from monitor.states import TaskKind
+from monitor.store import Registration, Store
+from monitor.store.queries import Filters, Queries
+from monitor.taskref import TaskRef
 
 
 def test_tables_and_migrations_agree(db_url: str) -> None:
@@ -163,6 +168,72 @@ def test_an_older_database_is_upgraded_only_when_allowed_and_keeps_its_rows(db_u
         row = conn.execute(text("SELECT task_id, polls, cancel_attempts FROM tasks")).one()
         assert tuple(row) == ("42", 3, 0)
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+    engine.dispose()
+
+
+def test_the_task_kind_migration_keeps_every_row_as_kind_task(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    migrate(engine, "0005")
+    at = "'2026-01-01 00:00:00'"
+    with transaction(engine, write=True) as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tasks (task_id, state, registered_at, updated_at, polls,"
+                " consecutive_errors, not_found_count, status, progress)"
+                f" VALUES ('42', 'watching', {at}, {at}, 3, 0, 0, 'RUNNING', 40)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO snapshots (task_id, observed_at, last_seen_at, status, progress)"
+                f" VALUES ('42', {at}, {at}, 'RUNNING', 40)"
+            )
+        )
+        conn.execute(
+            text(f"INSERT INTO events (task_id, at, kind, detail) VALUES ('42', {at}, 'x', 'y')")
+        )
+    assert ensure_schema(engine, "upgrade") == "0005"
+    with transaction(engine, write=True) as conn:
+        assert tuple(conn.execute(text("SELECT kind, task_id, polls FROM tasks")).one()) == (
+            "task",
+            "42",
+            3,
+        )
+        snapshot = conn.execute(text("SELECT task_kind, task_id, progress FROM snapshots")).one()
+        assert tuple(snapshot) == ("task", "42", 40)
+        event = conn.execute(text("SELECT task_kind, task_id, kind, detail FROM events")).one()
+        assert tuple(event) == ("task", "42", "x", "y")
+        # The same ID as a bulk operation is another task; its history hangs on both columns.
+        conn.execute(
+            text(
+                "INSERT INTO tasks (kind, task_id, state, registered_at, updated_at, polls,"
+                f" consecutive_errors, not_found_count) VALUES ('bulk', '42', 'watching', {at},"
+                f" {at}, 0, 0, 0)"
+            )
+        )
+        conn.execute(text("DELETE FROM tasks WHERE kind = 'bulk'"))
+        assert conn.execute(text("SELECT count(*) FROM snapshots")).scalar() == 1
+        conn.execute(text("DELETE FROM tasks WHERE kind = 'task'"))
+        assert conn.execute(text("SELECT count(*) FROM snapshots")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 0
+    engine.dispose()
+
+
+def test_the_task_kind_migration_goes_back_without_bulk_operations(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    migrate(engine, "0006")
+    refs: list[TaskRef | str] = ["1", TaskRef(TaskKind.BULK, "1"), TaskRef(TaskKind.BULK, "2")]
+    Store(engine).register(refs, Registration(), datetime(2026, 3, 1, tzinfo=UTC))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_path()))
+    with transaction(engine, write=True) as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0005")
+    with transaction(engine) as conn:
+        assert list(conn.execute(text("SELECT task_id FROM tasks"))) == [("1",)]
+        assert list(conn.execute(text("SELECT task_id, kind FROM events"))) == [("1", "registered")]
+    migrate(engine, "0006")
+    assert [t.ref for t in Queries(engine).tasks(Filters())] == [TaskRef(TaskKind.TASK, "1")]
     engine.dispose()
 
 

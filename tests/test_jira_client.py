@@ -25,10 +25,11 @@ from monitor.errors import (
     JiraServerError,
     JiraUnreachable,
 )
-from monitor.jira import MAX_BODY_BYTES, JiraClient, SiteGate, retry_after_seconds
+from monitor.jira import MAX_BODY_BYTES, BulkCounts, JiraClient, SiteGate, retry_after_seconds
 from monitor.jira.pacing import AUTH_PAUSE_AFTER, AUTH_PAUSE_S, MIN_PAUSE_S
 from monitor.simulator import Fault, Simulator, TaskScript
-from monitor.states import Auth
+from monitor.states import Auth, TaskKind
+from monitor.taskref import TaskRef
 
 # -- SiteGate: pacing and pauses, on a fake clock ----------------------------------------------
 
@@ -255,6 +256,25 @@ def test_get_task(sim: Simulator, version: int) -> None:
     assert info.anomalies == ()
     assert [(r.method, r.path) for r in sim.requests_log()] == [
         ("GET", f"/rest/api/{version}/task/10042")
+    ]
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_get_a_bulk_operation_from_the_v3_bulk_queue(sim: Simulator, version: int) -> None:
+    sim.add_task(running("10042"))  # the same ID, a task: not what a bulk read answers
+    sim.add_task(running("10042", kind="bulk", issues=4, failures=(("7", "locked"),)))
+    with JiraClient(jira_settings(sim.url, api_version=version), Secret("sim-token")) as jira:
+        info = jira.get_task(TaskRef(TaskKind.BULK, "10042"))
+        assert jira.get_task("10042").bulk is None
+        sim.add_task(running("77"))
+        with pytest.raises(JiraRefused, match="not a bulk operation task"):
+            jira.get_task(TaskRef(TaskKind.BULK, "77"))
+    assert (info.task_id, info.status, info.anomalies) == ("10042", "RUNNING", ())
+    assert info.bulk == BulkCounts(total=4, succeeded=0, failed=0, invalid=0)
+    assert [(r.method, r.path) for r in sim.requests_log()] == [
+        ("GET", "/rest/api/3/bulk/queue/10042"),
+        ("GET", f"/rest/api/{version}/task/10042"),
+        ("GET", "/rest/api/3/bulk/queue/77"),
     ]
 
 

@@ -243,6 +243,8 @@ def test_cancel_failed_reason_names_the_permission(
         poller.tick(start)
     [failed] = named(logs, "task.cancel_failed")
     assert "may not cancel it" in failed["error"] and "write:jira-work" in failed["error"]
+    assert "may not cancel it" in failed["reason"] and "write:jira-work" in failed["reason"]
+    assert failed["cancel_reason"].startswith("run limit")
     assert store.get("9").cancel_outcome == "refused"
 
 

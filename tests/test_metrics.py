@@ -30,12 +30,14 @@ from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import get_logger
 from monitor.metrics.address import ListenAddress, parse_listen
+from monitor.metrics.census import Census
 from monitor.metrics.recorder import Recorder
 from monitor.metrics.site import PauseReason
 from monitor.poller import Poller
 from monitor.simulator import Simulator, TaskScript
-from monitor.states import TimeoutAction
+from monitor.states import TaskKind, TimeoutAction
 from monitor.store import Registration, Store
+from monitor.taskref import TaskRef
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import JTM, Daemon, base_env, jtm, wait_for, write_config
 from tests.scrape import free_port, parse, scrape, value
@@ -284,6 +286,68 @@ def test_cancel_steps_and_limits_are_counted_by_result(
     assert registry.get_sample_value("jtm_timeouts_total", labels) == 3
     finished = {"kind": "task", "status": "CANCELLED"}
     assert registry.get_sample_value("jtm_tasks_finished_total", finished) == 1
+
+
+def test_a_bulk_operation_is_counted_under_its_own_kind(
+    sim: Simulator,
+    store: Store,
+    client: JiraClient,
+    settings: Settings,
+    registry: CollectorRegistry,
+) -> None:
+    # A task and a bulk operation with the same ID, and a bulk one still running: each series
+    # about tasks says which kind it counts.
+    sim.add_task(TaskScript("8", queued_s=0, run_s=1.0, started_ago_s=HOURS))
+    sim.add_task(
+        TaskScript("8", kind="bulk", queued_s=0, run_s=1.0, started_ago_s=HOURS, outcome="FAILED")
+    )
+    sim.add_task(
+        TaskScript("9", kind="bulk", queued_s=0, run_s=HOURS, started_ago_s=HOURS / 2, stall_at=40)
+    )
+    bulk = [TaskRef(TaskKind.BULK, "8"), TaskRef(TaskKind.BULK, "9")]
+    store.register(["8", *bulk], Registration(), NOW)
+    with ThreadPoolExecutor(4) as workers:
+        poller = Poller(
+            store,
+            client,
+            settings.poll,
+            settings.timeouts,
+            workers,
+            rng=random.Random(3),
+            telemetry=Recorder(registry),
+        )
+        for second in range(0, 31, 5):
+            poller.tick(NOW + timedelta(seconds=second))
+
+    def count(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert count("jtm_tasks_finished_total", kind="task", status="COMPLETE") == 1
+    assert count("jtm_tasks_finished_total", kind="task", status="FAILED") == 0
+    assert count("jtm_tasks_finished_total", kind="bulk", status="FAILED") == 1
+    assert count("jtm_tasks_finished_total", kind="bulk", status="COMPLETE") == 0
+    assert count("jtm_task_duration_seconds_count", kind="bulk") == 1
+    bulk_polls = count("jtm_polls_total", kind="bulk", outcome="ok")
+    task_polls = count("jtm_polls_total", kind="task", outcome="ok")
+    assert bulk_polls is not None and task_polls is not None and bulk_polls > task_polls >= 1
+
+    # The census (what a scrape and `jtm metrics` read from the database), per task too.
+    census = CollectorRegistry()
+    per_task = replace(settings, metrics=replace(settings.metrics, per_task=True))
+    census.register(Census(store.engine, lambda: per_task, clock=lambda: NOW))
+
+    def gauge(name: str, **labels: str) -> float | None:
+        return census.get_sample_value(name, labels)
+
+    assert gauge("jtm_tasks", kind="task", state="finished", status="COMPLETE") == 1
+    assert gauge("jtm_tasks", kind="bulk", state="finished", status="FAILED") == 1
+    assert gauge("jtm_tasks", kind="bulk", state="watching", status="RUNNING") == 1
+    assert gauge("jtm_tasks", kind="task", state="watching", status="RUNNING") is None
+    assert gauge("jtm_oldest_watched_task_age_seconds", kind="task") == 0
+    bulk_age = gauge("jtm_oldest_watched_task_age_seconds", kind="bulk")
+    assert bulk_age is not None and bulk_age >= 0
+    assert gauge("jtm_task_progress_ratio", kind="bulk", task_id="9") == 0.4
+    assert gauge("jtm_task_progress_ratio", kind="task", task_id="9") is None
 
 
 def test_pauses_count_once_each_and_their_seconds_as_wall_time(registry: CollectorRegistry) -> None:

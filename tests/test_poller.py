@@ -19,6 +19,7 @@ from monitor.poller import DUE_BATCH, WRITE_GROUP, Poller
 from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import ErrorKind, EventKind, TaskState
 from monitor.store import Registration, Store
+from monitor.taskref import TaskRef, as_ref
 from tests.helpers import events, snapshots
 
 NOW = datetime.now(UTC)
@@ -190,10 +191,10 @@ def test_a_task_whose_processing_raises_does_not_stop_the_others(
     class BuggyFor:
         """The real client, but processing task "bad" raises."""
 
-        def get_task(self, task_id: str) -> TaskInfo:
-            if task_id == "bad":
+        def get_task(self, ref: TaskRef) -> TaskInfo:
+            if ref.task_id == "bad":
                 raise RuntimeError("a bug in processing this one task")
-            return client.get_task(task_id)
+            return client.get_task(ref)
 
         def cancel_task(self, task_id: str) -> None:
             client.cancel_task(task_id)
@@ -246,7 +247,7 @@ def test_the_next_poll_is_counted_from_when_it_was_due(
     store.register(["1"], Registration(), NOW)
     poll = PollSettings(interval_s=10.0, max_interval_s=10.0, concurrency=1)
     [task] = store.due_tasks(NOW, 1)
-    info = poller.api.get_task("1")
+    info = poller.api.get_task(as_ref("1"))
     late = observe(task, info, NOW + timedelta(seconds=3), poll)  # a late tick
     assert late.next_poll_at == NOW + timedelta(seconds=10)
     very_late = observe(task, info, NOW + timedelta(seconds=25), poll)
@@ -300,9 +301,9 @@ def test_a_task_whose_write_fails_costs_only_its_own_poll(
         """The real client, but the answer for task "bad" holds a message SQLite cannot
         store: a lone surrogate, which is no UTF-8 (the payload parser replaces them)."""
 
-        def get_task(self, task_id: str) -> TaskInfo:
-            info = client.get_task(task_id)
-            return replace(info, message="\ud800") if task_id == "bad" else info
+        def get_task(self, ref: TaskRef) -> TaskInfo:
+            info = client.get_task(ref)
+            return replace(info, message="\ud800") if ref.task_id == "bad" else info
 
         def cancel_task(self, task_id: str) -> None:
             client.cancel_task(task_id)

@@ -286,12 +286,12 @@ def test_prometheus_sees_what_the_database_says_and_a_stalled_task_fires_an_aler
         assert per_state() == {"watching": 2, "finished": 2}
         finished = {
             dict(labels)["status"]: value
-            for labels, value in prometheus.query("jtm_tasks_finished_total").items()
+            for labels, value in prometheus.query('jtm_tasks_finished_total{kind="task"}').items()
         }
         assert finished == {"COMPLETE": 1, "FAILED": 1, "CANCELLED": 0, "DEAD": 0}
         stalls = prometheus.query('sum(jtm_timeouts_total{limit="stall", action="warn"})')
         assert list(stalls.values()) == [1.0]
-        [stall] = prometheus.query("jtm_longest_stall_seconds").values()
+        [stall] = prometheus.query('jtm_longest_stall_seconds{kind="task"}').values()
         assert stall >= 2
         others = {labels["alertname"] for labels in prometheus.firing()} - {"JiraTaskPastLimit"}
         assert others == set()

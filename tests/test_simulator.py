@@ -30,10 +30,11 @@ from monitor.simulator import (
     script_from_json,
 )
 from monitor.simulator.scripts import FAILED_AT_PCT
-from monitor.simulator.server import UNAUTHENTICATED
+from monitor.simulator.server import ACCOUNT_ID, UNAUTHENTICATED
 
 T0 = 1_700_000_000.0
 T0_MS = 1_700_000_000_000
+SAMPLES = Path(__file__).parent / "jira_samples"
 NOT_POSSIBLE = ["Cancellation of the task is not possible."]
 
 
@@ -796,3 +797,83 @@ def test_in_flight_counts_requests_received_and_not_yet_answered() -> None:
         assert sim.requests_log() == []  # logged only once answered
         thread.join(timeout=5)
         assert (sim.in_flight, len(sim.requests_log()), errors) == (0, 1, [])
+
+
+# -- bulk operations -----------------------------------------------------------------------------
+
+
+def bulk_url(sim: Simulator, task_id: str) -> str:
+    return f"{sim.url}/rest/api/3/bulk/queue/{task_id}"
+
+
+def test_a_bulk_operation_reports_its_issues_as_it_goes(
+    sim: Simulator, clock: FakeClock, http: requests.Session
+) -> None:
+    failures = (("10087", "The issue is locked"), ("10087", "No permission"), ("10093", "odd"))
+    sim.add_task(
+        TaskScript("10000", kind="bulk", queued_s=1.0, run_s=10.0, issues=12, invalid_issues=2,
+                   failures=failures)
+    )  # fmt: skip
+    queued = http.get(bulk_url(sim, "10000")).json()
+    assert queued == {
+        "taskId": "10000",
+        "status": "ENQUEUED",
+        "progressPercent": 0,
+        "submittedBy": {"accountId": ACCOUNT_ID},
+        "created": round(T0 * 1000),
+        "updated": round(T0 * 1000),
+        "totalIssueCount": 12,
+        "processedAccessibleIssues": [],
+        "failedAccessibleIssues": {},
+        "invalidOrInaccessibleIssueCount": 2,
+    }
+    clock.advance(6.0)  # half way
+    half = http.get(bulk_url(sim, "10000")).json()
+    assert (half["status"], half["progressPercent"], half["started"]) == (
+        "RUNNING",
+        50,
+        1000 * (T0 + 1),
+    )
+    assert half["processedAccessibleIssues"] == [
+        20001,
+        20002,
+        20003,
+        20004,
+    ]  # 4 of the 8 that succeed
+    assert half["failedAccessibleIssues"] == {"10087": ["The issue is locked", "No permission"]}
+    clock.advance(10.0)
+    done = http.get(bulk_url(sim, "10000")).json()
+    assert (done["status"], done["progressPercent"]) == ("COMPLETE", 100)
+    assert len(done["processedAccessibleIssues"]) == 8
+    assert list(done["failedAccessibleIssues"]) == ["10087", "10093"]
+    # There is no cancel for a bulk operation, nor a task of that ID.
+    assert http.post(f"{sim.url}/rest/api/3/task/10000/cancel").status_code == 404
+    assert http.get(task_url(sim, "10000")).status_code == 404
+
+
+def test_a_bulk_read_of_a_task_id_is_400_and_the_same_id_may_be_both(
+    sim: Simulator, http: requests.Session
+) -> None:
+    sim.add_task(TaskScript("5"))
+    refused = http.get(bulk_url(sim, "5"))
+    assert refused.status_code == 400
+    assert refused.json() == json.loads((SAMPLES / "bulk-queue-error-400.json").read_bytes())
+    assert http.get(bulk_url(sim, "6")).status_code == 404
+    sim.add_task(TaskScript("5", kind="bulk", iso_times=True))
+    bulk = http.get(bulk_url(sim, "5")).json()
+    assert bulk["taskId"] == "5" and bulk["created"].startswith("20")  # an ISO date-time
+    assert get_task(http, sim, "5")["id"] == "5"
+
+
+def test_bulk_scripts_from_json() -> None:
+    fields = {"task_id": "9", "kind": "bulk", "failures": [["1", "locked"], ["2", "gone"]]}
+    assert script_from_json(fields) == TaskScript(
+        "9", kind="bulk", failures=(("1", "locked"), ("2", "gone"))
+    )
+    for bad in ({"task_id": "9", "failures": [["1"]]}, {"task_id": "9", "failures": "x"}):
+        with pytest.raises(ControlError):
+            script_from_json(bad)
+    with pytest.raises(ValueError, match="kind"):
+        TaskScript("9", kind="other")
+    with pytest.raises(ValueError, match="fit in issues"):
+        TaskScript("9", kind="bulk", issues=1, failures=(("1", "a"), ("2", "b")))

@@ -20,6 +20,7 @@ from monitor.simulator import Fault, Simulator, TaskScript
 from monitor.states import ErrorKind
 from monitor.store import Registration, Store
 from monitor.store.queries import FailingTask
+from monitor.taskref import as_ref
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import Daemon, base_env, jtm, wait_for, write_config
 
@@ -88,8 +89,10 @@ def test_a_stored_kind_is_taken_as_it_is() -> None:
 
 
 def test_trouble_is_grouped_most_urgent_first() -> None:
-    failing = [FailingTask(str(i), "HTTP 502 Bad Gateway", True, None) for i in range(3)]
-    failing += [FailingTask(str(i), "HTTP 401: no", False, "credentials") for i in range(10, 17)]
+    failing = [FailingTask(as_ref(str(i)), "HTTP 502 Bad Gateway", True, None) for i in range(3)]
+    failing += [
+        FailingTask(as_ref(str(i)), "HTTP 401: no", False, "credentials") for i in range(10, 17)
+    ]
     groups = group_trouble(failing)
     assert [(g.kind, g.count) for g in groups] == [("credentials", 7), ("server_error", 3)]
     assert groups[0].task_ids == ["10", "11", "12", "13", "14"]

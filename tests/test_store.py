@@ -10,6 +10,7 @@ from monitor.errors import NotFoundError
 from monitor.states import EventKind, TaskState
 from monitor.store import Registration, Store
 from monitor.store.queries import Filters, Queries
+from monitor.taskref import as_ref
 from tests.helpers import events, polled, snapshots
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -17,9 +18,9 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 def test_register_then_readd_updates_options_without_duplicating(store: Store) -> None:
     first = store.register(["1", "2", "1"], Registration(label="a", run_s=60), T0)
-    assert [(r.task_id, r.outcome) for r in first] == [("1", "added"), ("2", "added")]
+    assert [(str(r.ref), r.outcome) for r in first] == [("1", "added"), ("2", "added")]
     again = store.register(["1"], Registration(stall_s=30), T0 + timedelta(minutes=1))
-    assert [(r.task_id, r.outcome) for r in again] == [("1", "updated")]
+    assert [(str(r.ref), r.outcome) for r in again] == [("1", "updated")]
     task = store.get("1")
     assert (task.label, task.limit_run_s, task.limit_stall_s) == ("a", 60, 30)
     assert task.registered_at == T0
@@ -32,7 +33,7 @@ def test_register_then_readd_updates_options_without_duplicating(store: Store) -
 
 def test_remove_keeps_history_and_readd_watches_again(store: Store) -> None:
     store.register(["7"], Registration(), T0)
-    assert store.remove(["7"], T0 + timedelta(seconds=5)) == ["7"]
+    assert store.remove(["7"], T0 + timedelta(seconds=5)) == [as_ref("7")]
     assert store.remove(["7"], T0 + timedelta(seconds=6)) == []  # already removed
     task = store.get("7")
     assert (task.state, task.next_poll_at) == (TaskState.REMOVED, None)
@@ -48,7 +49,7 @@ def test_register_one_batch_adds_updates_and_rewatches(store: Store) -> None:
     store.remove(["3"], T0 + timedelta(seconds=1))
     later = T0 + timedelta(minutes=1)
     results = store.register(["4", "1", "3", "4"], Registration(run_s=90), later)
-    assert [(r.task_id, r.outcome) for r in results] == [
+    assert [(str(r.ref), r.outcome) for r in results] == [
         ("4", "added"),
         ("1", "updated"),
         ("3", "rewatched"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from monitor.errors import UsageError
-from monitor.taskref import parse_task_id
+from monitor.states import TaskKind
+from monitor.taskref import TaskRef, parse_task_id, parse_task_ref
 
 
 @pytest.mark.parametrize(
@@ -105,3 +106,42 @@ def test_a_task_url_of_another_site_is_refused_naming_both(
     message = str(caught.value)
     assert caught.value.exit_code == 2
     assert named in message and site in message and "not on the configured site" in message
+
+
+SITE = "https://x.atlassian.net"
+
+
+@pytest.mark.parametrize(
+    ("text", "bulk", "ref"),
+    [
+        ("10042", False, TaskRef(TaskKind.TASK, "10042")),
+        ("10042", True, TaskRef(TaskKind.BULK, "10042")),
+        ("bulk:10042", False, TaskRef(TaskKind.BULK, "10042")),
+        ("bulk:10042", True, TaskRef(TaskKind.BULK, "10042")),
+        (f"{SITE}/rest/api/3/bulk/queue/10000", False, TaskRef(TaskKind.BULK, "10000")),
+        (f"{SITE}/rest/api/3/bulk/queue/10000/", True, TaskRef(TaskKind.BULK, "10000")),
+        (f"{SITE}/rest/api/2/task/7", False, TaskRef(TaskKind.TASK, "7")),
+    ],
+)
+def test_kinds(text: str, bulk: bool, ref: TaskRef) -> None:
+    assert parse_task_ref(text, SITE, bulk=bulk) == ref
+
+
+def test_a_ref_is_shown_as_it_is_typed() -> None:
+    assert str(TaskRef(TaskKind.TASK, "7")) == "7"
+    assert str(TaskRef(TaskKind.BULK, "7")) == "bulk:7"
+
+
+@pytest.mark.parametrize(
+    ("text", "bulk", "reason"),
+    [
+        ("bulk:", False, "it is empty"),
+        ("bulk:a/b", False, "use only letters"),
+        ("https://x.atlassian.net/rest/api/3/task/7", True, "--bulk given"),
+        ("https://x.atlassian.net/rest/api/2/bulk/queue/7", False, "bulk/queue/ID"),
+        ("https://x.atlassian.net/rest/api/3/bulk/queue/7/x", False, "bulk/queue/ID"),
+    ],
+)
+def test_bad_kinds_are_refused(text: str, bulk: bool, reason: str) -> None:
+    with pytest.raises(UsageError, match=reason):
+        parse_task_ref(text, bulk=bulk)

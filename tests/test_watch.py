@@ -62,7 +62,7 @@ def test_no_eta_without_progress(points: list[tuple[datetime, int]]) -> None:
 
 def task(**values: Any) -> Any:
     base = {
-        "state": "watching", "status": "RUNNING", "registered_at": T0,
+        "kind": "task", "state": "watching", "status": "RUNNING", "registered_at": T0,
         "jira_submitted_at": T0, "jira_started_at": T0 + timedelta(minutes=1),
         "jira_last_update_at": T0 + timedelta(minutes=5), "last_change_at": None,
         "limit_total_s": None, "limit_queued_s": None, "limit_run_s": None, "limit_stall_s": None,

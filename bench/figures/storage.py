@@ -57,6 +57,7 @@ def _simulate(workdir: Path, name: str, span_s: float, moving: bool) -> dict[str
     from monitor.states import LogFormat, LogLevel
     from monitor.store import Registration, Store
     from monitor.store.queries import Filters, Queries
+    from monitor.taskref import as_ref
 
     start = datetime.now(UTC).replace(microsecond=0)
     clock = [start.timestamp()]
@@ -97,7 +98,7 @@ def _simulate(workdir: Path, name: str, span_s: float, moving: bool) -> dict[str
                 polls += report.polled
                 changed += report.changed
                 last_poll = due
-    with Queries(engine).snapshots(Filters(task_ids=(name,), limit=1)) as newest:
+    with Queries(engine).snapshots(Filters(refs=(as_ref(name),), limit=1)) as newest:
         [snapshot] = newest
     engine.dispose()
     after = _dbstat(db)

@@ -21,6 +21,7 @@ from monitor.terminal import visible
 COMMAND_MODULES = {
     **dict.fromkeys(("add", "remove", "list", "show", "history"), "tasks"),
     "cancel": "cancel",
+    "notify": "notify",
     **dict.fromkeys(("status", "check", "watch"), "inspect"),
     **dict.fromkeys(("run", "db", "prune", "simulate", "demo"), "service"),
     "metrics": "metrics",

@@ -32,13 +32,18 @@ def cancel(app: AppContext, ref: str) -> None:
 
     settings = app.settings()
     store = app.store()
-    task = store.get(app.task_id(ref))
+    task = store.get(app.task_ref(ref))
+    if task.bulk:
+        raise OperationFailed(
+            f"task {task.ref} is a bulk operation: Jira has no cancel for those (its limits "
+            "can only warn)"
+        )
     if task.state != TaskState.WATCHING:
         raise OperationFailed(f"task {task.task_id} is {task.state}: there is nothing to cancel")
     token = load_token(settings)
     now = datetime.now(UTC)
-    if not store.request_cancel(task.task_id, now, CancelSource.USER, "requested by jtm cancel"):
-        task = store.get(task.task_id)
+    if not store.request_cancel(task.ref, now, CancelSource.USER, "requested by jtm cancel"):
+        task = store.get(task.ref)
         click.echo(
             f"a cancel of task {task.task_id} is already in progress "
             f"(decided by the {task.cancel_requested_by}: {task.cancel_reason})"
@@ -48,7 +53,7 @@ def cancel(app: AppContext, ref: str) -> None:
         canceller = Canceller(
             store, client.cancel_task, settings.timeouts.cancel_grace_s, log=null_logger()
         )
-        result = canceller.attempt(store.get(task.task_id), now)
+        result = canceller.attempt(store.get(task.ref), now)
     if result.kind is Attempt.REFUSED:
         raise OperationFailed(f"Jira refused to cancel task {task.task_id}: {result.error}")
     if result.kind is Attempt.FAILED:

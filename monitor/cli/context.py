@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from monitor.config import Settings
     from monitor.store import Store
     from monitor.store.queries import Queries
+    from monitor.taskref import TaskRef
 
 
 class AppContext:
@@ -28,12 +29,13 @@ class AppContext:
             self._settings = load_settings(self.config_path)
         return self._settings
 
-    def task_id(self, ref: str) -> str:
-        """The task ID in `ref`, a bare ID or a task URL (`monitor.taskref`); a task URL must
-        be on the configured site (`jira.url`, when one is set). UsageError otherwise."""
-        from monitor.taskref import parse_task_id
+    def task_ref(self, ref: str, *, bulk: bool = False) -> TaskRef:
+        """The task `ref` names: a bare ID, `bulk:ID`, or a task or bulk-queue URL
+        (`monitor.taskref`; `bulk`: a bare ID names a bulk operation). A URL must be on the
+        configured site (`jira.url`, when one is set). UsageError otherwise."""
+        from monitor.taskref import parse_task_ref
 
-        return parse_task_id(ref, self.settings().jira.url)
+        return parse_task_ref(ref, self.settings().jira.url, bulk=bulk)
 
     def engine(self) -> Engine:
         """The database, at the current schema (a new one is created)."""

@@ -101,6 +101,7 @@ def _status_json(report: StatusReport, url: str) -> dict[str, Any]:
             {"kind": g.kind.value, "tasks": g.count, "task_ids": g.task_ids, "example": g.example}
             for g in report.trouble
         ],
+        "notifications": report.notifications,
         "next_poll": (
             {"task_id": report.next_poll[0], "at": iso(report.next_poll[1])}
             if report.next_poll
@@ -163,6 +164,12 @@ def _print_status(report: StatusReport, url: str) -> None:
             text = click.style(f"{group.kind}: {group.count} {noun}", fg="red") + f" ({ids})"
             text += f": {visible(group.example)}"
         lines.append(("trouble" if i == 0 and report.store is None else "", text))
+    pending, failed = report.notifications.get("pending", 0), report.notifications.get("failed", 0)
+    if pending or failed:
+        text = f"{pending:,} pending, " + click.style(
+            f"{failed:,} failed", fg="red" if failed else None
+        )
+        lines.append(("notify", text + " (jtm notify list)"))
     if report.next_poll is None:
         lines.append(("next poll", "none: no watched task"))
     else:
@@ -265,8 +272,8 @@ def watch(
     from monitor.watch import View, load_view, run
 
     queries, settings = app.queries(), app.settings()
-    ids = tuple(app.task_id(ref) for ref in refs)
-    filters = Filters(statuses=statuses, labels=labels, task_ids=ids)
+    found = tuple(app.task_ref(ref) for ref in refs)
+    filters = Filters(statuses=statuses, labels=labels, refs=found)
     tty = sys.stdout.isatty()
 
     def load() -> View:

@@ -14,7 +14,8 @@ import click
 
 from monitor.durations import format_approx
 from monitor.palette import STATE_COLOURS, STATUS_COLOURS
-from monitor.states import ErrorKind
+from monitor.records import ISSUE_COUNTS, issue_counts, issue_counts_text
+from monitor.states import ErrorKind, TaskKind
 from monitor.terminal import visible
 
 if TYPE_CHECKING:
@@ -43,9 +44,12 @@ def _result(text: str | None) -> Any:
 
 
 def task_json(task: Task, events: Sequence[EventRecord] | None = None) -> dict[str, Any]:
-    """The contract's task object (`jtm show --json`; without `events` for `jtm list --json`)."""
+    """The contract's task object (`jtm show --json`; without `events` for `jtm list --json`).
+
+    A bulk operation's also carries its per-issue counts (`ISSUE_COUNTS`)."""
     data: dict[str, Any] = {
         "task_id": task.task_id,
+        "kind": task.kind,
         "state": task.state,
         "status": task.status,
         "progress": task.progress,
@@ -85,6 +89,8 @@ def task_json(task: Task, events: Sequence[EventRecord] | None = None) -> dict[s
         "last_error_kind": task.last_error_kind if task.consecutive_errors else None,
         "result": _result(task.result),
     }
+    if task.bulk:
+        data |= issue_counts(task)
     if events is not None:
         data["events"] = [
             {"at": iso(event.at), "kind": event.kind, "detail": event.detail} for event in events
@@ -92,7 +98,7 @@ def task_json(task: Task, events: Sequence[EventRecord] | None = None) -> dict[s
     return data
 
 
-SNAPSHOT_FIELDS = (
+SNAPSHOT_FIELDS = (  # new columns go last: scripts may read CSV columns by position
     "task_id",
     "observed_at",
     "status",
@@ -100,13 +106,16 @@ SNAPSHOT_FIELDS = (
     "message",
     "elapsed_runtime_ms",
     "last_seen_at",
+    "kind",
+    *ISSUE_COUNTS,
 )
 
 
 def snapshot_json(snapshot: SnapshotRecord) -> dict[str, Any]:
-    """The contract's history row."""
-    return {
+    """The contract's history row (a bulk operation's with its per-issue counts)."""
+    data = {
         "task_id": snapshot.task_id,
+        "kind": snapshot.task_kind,
         "observed_at": iso(snapshot.observed_at),
         "status": snapshot.status,
         "progress": snapshot.progress,
@@ -114,6 +123,9 @@ def snapshot_json(snapshot: SnapshotRecord) -> dict[str, Any]:
         "elapsed_runtime_ms": snapshot.elapsed_runtime_ms,
         "last_seen_at": iso(snapshot.last_seen_at),
     }
+    if snapshot.task_kind == TaskKind.BULK:
+        data |= issue_counts(snapshot)
+    return data
 
 
 TASK_CSV_FIELDS = (
@@ -144,8 +156,11 @@ TASK_CSV_FIELDS = (
     "last_error",
     "last_error_at",
     "last_error_kind",
+    "kind",
+    *ISSUE_COUNTS,
 )
-"""`jtm list --csv` columns, in order: the JSON's fields, with `jira` and `limits` flattened."""
+"""`jtm list --csv` columns, in order: the JSON's fields, with `jira` and `limits` flattened
+(new columns go last: scripts may read CSV columns by position)."""
 
 
 def task_csv_row(data: dict[str, Any]) -> dict[str, Any]:
@@ -274,14 +289,15 @@ def state_cell(state: str) -> Cell:
 
 
 def task_row(task: Task, now: datetime) -> list[CellLike]:
+    counts = issue_counts_text(issue_counts(task)) if task.bulk else None
     return [
-        task.task_id,
+        str(task.ref),
         state_cell(task.state),
         # A task the account may not see has no status worth showing: say why instead.
         Cell(ErrorKind.FORBIDDEN, fg="red")
         if task.consecutive_errors and task.last_error_kind == ErrorKind.FORBIDDEN
         else status_cell(task.status),
-        progress_text(task.progress),
+        progress_text(task.progress) + (f" ({counts})" if counts else ""),
         age(task.jira_submitted_at or task.registered_at, now),
         age(task.last_seen_at, now) if task.last_seen_at else "never",
         Cell(task.timed_out, fg="red") if task.timed_out else "",

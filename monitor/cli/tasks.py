@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from monitor.cli.context import AppContext, pass_app
+from monitor.cli.failures import emit_failures
 from monitor.cli.options import complete_task_id, filter_options, output_format
 from monitor.cli.output import (
     SNAPSHOT_FIELDS,
@@ -30,25 +31,33 @@ from monitor.cli.output import (
 )
 from monitor.cli.params import DURATION, LABEL
 from monitor.errors import UsageError
+from monitor.records import issue_counts_text
 from monitor.states import EventKind, TaskState, TimeoutAction
+from monitor.taskref import TaskRef
 from monitor.terminal import visible
 
 if TYPE_CHECKING:
     from monitor.store.queries import Filters
 
 
-def _read_ids(app: AppContext, refs: tuple[str, ...]) -> list[str]:
-    """Task IDs from arguments; `-` reads more from stdin (whitespace separated, # comments)."""
-    ids: list[str] = []
+def _read_refs(app: AppContext, refs: tuple[str, ...], *, bulk: bool = False) -> list[TaskRef]:
+    """Tasks from arguments; `-` reads more from stdin (whitespace separated, # comments).
+    With `bulk`, a bare ID names a bulk operation."""
+    found: list[TaskRef] = []
     for ref in refs:
         if ref == "-":
             for line in sys.stdin:
-                ids.extend(app.task_id(word) for word in line.split("#", 1)[0].split())
+                words = line.split("#", 1)[0].split()
+                found.extend(app.task_ref(word, bulk=bulk) for word in words)
         else:
-            ids.append(app.task_id(ref))
-    if not ids:
+            found.append(app.task_ref(ref, bulk=bulk))
+    if not found:
         raise UsageError("no task IDs given")
-    return ids
+    return found
+
+
+def _shown_refs(refs: list[TaskRef]) -> str:
+    return " ".join(map(str, refs)) if len(refs) <= 20 else f"{len(refs)} tasks"
 
 
 @click.command()
@@ -59,6 +68,7 @@ def _read_ids(app: AppContext, refs: tuple[str, ...]) -> list[str]:
 @click.option("--stall", type=DURATION, help="Limit on time with no progress while running.")
 @click.option("--action", type=click.Choice([a.value for a in TimeoutAction]), help="On timeout.")
 @click.option("--label", type=LABEL, help="A note to recognise the task by.")
+@click.option("--bulk", is_flag=True, help="Bare IDs are bulk operations (/bulk/queue/ID).")
 @pass_app
 def add(
     app: AppContext,
@@ -69,28 +79,36 @@ def add(
     stall: float | None,
     action: str | None,
     label: str | None,
+    bulk: bool,
 ) -> None:
     """Register task IDs (or task URLs; `-` reads them from stdin).
 
-    Re-adding an ID updates its options and never duplicates it. Per-task limits override
-    the [timeouts] of the config.
+    A bare ID is a task (/rest/api/3/task/ID); `bulk:ID`, --bulk or a bulk-queue URL name a
+    bulk operation (/rest/api/3/bulk/queue/ID). Re-adding an ID updates its options and
+    never duplicates it. Per-task limits override the [timeouts] of the config. A bulk
+    operation cannot be cancelled: its --action can only be warn.
 
     \b
     Example:
       jtm add 10042 https://example.atlassian.net/rest/api/3/task/10043 --run 2h --label reindex
+      jtm add --bulk 10000 --stall 15m --label 'move to OPS'
       cat ids.txt | jtm add - --stall 15m
     """
     from monitor.store import Registration
 
-    ids = _read_ids(app, refs)
+    found = _read_refs(app, refs, bulk=bulk)
+    if action == TimeoutAction.CANCEL and (bulk_refs := [r for r in found if r.kind == "bulk"]):
+        raise UsageError(
+            f"--action cancel cannot apply to {bulk_refs[0]}: Jira has no cancel for bulk "
+            "operations (use --action warn)"
+        )
     options = Registration(label, total, queued, run_, stall, action)
-    results = app.store().register(ids, options, datetime.now(UTC))
-    by_outcome: dict[str, list[str]] = {}
+    results = app.store().register(found, options, datetime.now(UTC))
+    by_outcome: dict[str, list[TaskRef]] = {}
     for result in results:
-        by_outcome.setdefault(result.outcome, []).append(result.task_id)
-    for outcome, task_ids in by_outcome.items():
-        shown = " ".join(task_ids) if len(task_ids) <= 20 else f"{len(task_ids)} tasks"
-        click.echo(f"{outcome}: {shown}")
+        by_outcome.setdefault(result.outcome, []).append(result.ref)
+    for outcome, done in by_outcome.items():
+        click.echo(f"{outcome}: {_shown_refs(done)}")
 
 
 @click.command()
@@ -103,13 +121,13 @@ def remove(app: AppContext, refs: tuple[str, ...]) -> None:
     Example:
       jtm remove 10042
     """
-    ids = _read_ids(app, refs)
-    removed = app.store().remove(ids, datetime.now(UTC))
-    already = [t for t in dict.fromkeys(ids) if t not in removed]
+    found = _read_refs(app, refs)
+    removed = app.store().remove(found, datetime.now(UTC))
+    already = [t for t in dict.fromkeys(found) if t not in removed]
     if removed:
-        click.echo(f"removed: {' '.join(removed)}")
+        click.echo(f"removed: {' '.join(map(str, removed))}")
     if already:
-        click.echo(f"already removed: {' '.join(already)}")
+        click.echo(f"already removed: {' '.join(map(str, already))}")
 
 
 @click.command(name="list")
@@ -150,23 +168,40 @@ def list_(app: AppContext, all_: bool, filters: Filters, fmt: str) -> None:
     type=click.Choice([k.value for k in EventKind]),
     help="Only timeline events of this kind (repeatable).",
 )
+@click.option(
+    "--failures", is_flag=True, help="A bulk operation's failed issues with their reasons."
+)
 @filter_options(what="timeline events", by_task=False)
-@output_format()
+@output_format(csv=True)
 @pass_app
-def show(app: AppContext, ref: str, kinds: tuple[str, ...], filters: Filters, fmt: str) -> None:
+def show(
+    app: AppContext,
+    ref: str,
+    kinds: tuple[str, ...],
+    failures: bool,
+    filters: Filters,
+    fmt: str,
+) -> None:
     """One task: its registration, latest status, and timeline of events.
 
     The timeline is in time order; --limit keeps its newest events, --since and --until
-    bound it.
+    bound it. For a bulk operation (`bulk:ID`), --failures lists its failed issues with
+    Jira's reasons instead (one row per reason with --csv).
 
     \b
     Example:
       jtm show 10042
       jtm show 10042 --kind status_changed --kind finished --json
+      jtm show bulk:10000 --failures --csv > failed-issues.csv
     """
     queries = app.queries()
-    task = queries.task(app.task_id(ref))
-    events = queries.events(task.task_id, filters, kinds)
+    task = queries.task(app.task_ref(ref))
+    if failures:
+        emit_failures(task, fmt)
+        return
+    if fmt == "csv":
+        raise UsageError("--csv goes with --failures (the task itself: use --json)")
+    events = queries.events(task.ref, filters, kinds)
     data = task_json(task, events)
     if fmt == "json":
         emit_json(data)
@@ -203,7 +238,7 @@ def history(app: AppContext, ref: str | None, filters: Filters, fmt: str) -> Non
       jtm history --since 2026-03-01 --until 2026-03-02 --limit 0 --csv > march-1.csv
     """
     if ref is not None:
-        filters = replace(filters, task_ids=(app.queries().task(app.task_id(ref)).task_id,))
+        filters = replace(filters, refs=(app.queries().task(app.task_ref(ref)).ref,))
     with app.queries().snapshots(filters) as snapshots:
         rows = (snapshot_json(s) for s in snapshots)
         if fmt == "json":
@@ -220,10 +255,10 @@ HISTORY_HEADERS = ("OBSERVED", "TASK", "STATUS", "PROGRESS", "MESSAGE", "LAST SE
 def _history_row(r: dict[str, Any]) -> list[str | Cell]:
     return [
         r["observed_at"],
-        r["task_id"],
+        str(TaskRef(r["kind"], r["task_id"])),
         status_cell(r["status"]),
         progress_text(r["progress"]),
-        r["message"] or "",
+        r["message"] or issue_counts_text(r) or "",
         r["last_seen_at"],
     ]
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Protocol
 
 from monitor.jira.payload import TaskInfo
+from monitor.taskref import TaskRef
 
 
 class TaskApi(Protocol):
-    """Read a task, and ask Jira to cancel one."""
+    """Read a task of either kind, and ask Jira to cancel one (of kind `task` only)."""
 
-    def get_task(self, task_id: str) -> TaskInfo: ...
+    def get_task(self, ref: TaskRef) -> TaskInfo: ...
 
     def cancel_task(self, task_id: str) -> None: ...

@@ -57,6 +57,7 @@ from monitor.errors import (
     JiraServerError,
     JiraUnreachable,
 )
+from monitor.jira.bulk import parse_bulk
 from monitor.jira.deadline import DeadlineAdapter, RequestDeadline
 from monitor.jira.diagnosis import (
     jira_error_text,
@@ -72,7 +73,8 @@ from monitor.jira.pacing import SiteGate, http_date, rate_limit_reset_seconds, r
 from monitor.jira.payload import TaskInfo, parse_task
 from monitor.jira.transport import Templates, settle_environment
 from monitor.metrics.site import NO_SITE_TELEMETRY, SiteTelemetry
-from monitor.states import Auth
+from monitor.states import Auth, TaskKind
+from monitor.taskref import TaskRef, as_ref
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -147,17 +149,33 @@ class JiraClient:
         self._session = session
         # Every request is a copy of one prepared per method (headers, hooks, the empty cookie
         # jar, Content-Length of a body-less POST), its URL and credentials set at send time;
-        # the paths appended are already percent-encoded ASCII (`_task_path`).
+        # the paths appended are already percent-encoded ASCII (`_task_path`). The bulk queue
+        # exists only in v3, whatever `jira.api_version` says.
         self._templates = Templates(session, self._api)
+        self._v3_templates = Templates(session, f"{self._base}/rest/api/3")
 
     # -- operations ------------------------------------------------------------------------
 
-    def get_task(self, task_id: str) -> TaskInfo:
-        """`GET /task/{id}`: the task as Jira reports it now."""
-        what = f"get task {show_id(task_id)}"
-        status, body, headers = self._request("GET", self._task_path(task_id), what)
+    def get_task(self, ref: TaskRef | str) -> TaskInfo:
+        """The task as Jira reports it now: `GET /task/{id}` for a task, `GET /rest/api/3/
+        bulk/queue/{id}` for a bulk operation (whatever `jira.api_version`: it has no v2).
+
+        The kind chooses only the URL and the parser; the answers are handled alike (a 400
+        for a bulk ID is Jira saying the ID is not a bulk operation task).
+        """
+        ref = as_ref(ref)  # a plain string: the ID of a task of kind `task`
+        task_id = ref.task_id
+        if ref.kind == TaskKind.BULK:
+            what = f"get bulk task {show_id(task_id)}"
+            path = _BULK_QUEUE + self._task_path(task_id)[len("/task") :]
+            status, body, headers = self._request("GET", path, what, v3=True)
+            parse = parse_bulk
+        else:
+            what = f"get task {show_id(task_id)}"
+            status, body, headers = self._request("GET", self._task_path(task_id), what)
+            parse = parse_task
         try:
-            info = parse_task(body, expected_id=task_id)
+            info = parse(body, expected_id=task_id)
         except JiraBadResponse as exc:
             message = f"{what}: HTTP {status}: {exc}"
         else:
@@ -218,11 +236,19 @@ class JiraClient:
         return "/task/" + quote(task_id, safe="")
 
     def _request(
-        self, method: str, path: str, what: str, *, site: bool = False, cancel: bool = False
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        site: bool = False,
+        cancel: bool = False,
+        v3: bool = False,
     ) -> tuple[int, bytes, Mapping[str, str]]:
         """Send one request; return the status, body and headers of a 2xx answer, or raise
         a `JiraError`. `site`: the request is about the site, not a task (a 403 is then the
-        credentials'); `cancel`: the request is a cancel (its 403 and 415 say so)."""
+        credentials'); `cancel`: the request is a cancel (its 403 and 415 say so); `v3`: the
+        path is under `/rest/api/3` whatever `jira.api_version` says."""
         if self._closed:
             raise ClientClosed()
         self.gate.acquire()
@@ -231,7 +257,8 @@ class JiraClient:
         timeout = self._settings.timeout_s
         with RequestDeadline(timeout) as deadline:
             try:
-                prepared = self._templates.request(method, path, self._auth)
+                templates = self._v3_templates if v3 else self._templates
+                prepared = templates.request(method, path, self._auth)
                 response = self._session.send(
                     prepared, timeout=timeout, stream=True, allow_redirects=False
                 )
@@ -400,6 +427,7 @@ class JiraClient:
 # -- helpers --------------------------------------------------------------------------------
 
 _XSRF_REFUSAL = "xsrf check failed"
+_BULK_QUEUE = "/bulk/queue"
 
 
 def _read_capped(response: requests.Response) -> tuple[bytes, bool]:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.errors import JiraBadResponse
 from monitor.states import JiraStatus, is_terminal
 
-__all__ = ["TaskInfo", "parse_task"]
+__all__ = ["BulkCounts", "TaskInfo", "parse_task"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -37,6 +37,20 @@ _KNOWN_STATUSES = frozenset(s.value for s in JiraStatus)
 _INT_TEXT = re.compile(r"[+-]?[0-9]{1,30}", re.ASCII)
 _FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]{1,30}\.[0-9]{0,30}|\.[0-9]{1,30})", re.ASCII)
 _SHOWN_MAX = 40
+
+
+@dataclass(frozen=True, slots=True)
+class BulkCounts:
+    """The per-issue counts of a bulk operation, each None when Jira did not say.
+
+    `succeeded` is the number of `processedAccessibleIssues`, `failed` that of
+    `failedAccessibleIssues` (whose reasons are the observation's `result`).
+    """
+
+    total: int | None = None
+    succeeded: int | None = None
+    failed: int | None = None
+    invalid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +76,8 @@ class TaskInfo:
     anomalies: tuple[str, ...] = ()
     server_time: datetime | None = None
     """Jira's clock when it answered (the HTTP Date header), if it said; set by the client."""
+    bulk: BulkCounts | None = None
+    """The per-issue counts of a bulk operation (`monitor.jira.bulk`); None for a task."""
 
     @property
     def terminal(self) -> bool:

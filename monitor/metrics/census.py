@@ -23,7 +23,7 @@ from monitor.config import Settings
 from monitor.database import transaction
 from monitor.deadlines import ages, nearest_limit, stored_facts
 from monitor.errors import MonitorError
-from monitor.metrics.names import TASK_KIND, status_label
+from monitor.metrics.names import TASK_KINDS, status_label
 from monitor.records import TASK_COLUMNS, Task
 from monitor.schema import TASKS
 from monitor.states import JiraStatus, TaskState, TimeoutKind
@@ -35,8 +35,9 @@ one scrape can add, whatever is registered."""
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """The tasks of one state and Jira status."""
+    """The tasks of one kind, state and Jira status."""
 
+    kind: str
     state: str
     status: str | None
     count: int
@@ -53,8 +54,8 @@ class Tally:
 
 def read_tally(engine: Engine) -> Tally:
     started = func.min(func.coalesce(TASKS.c.jira_submitted_at, TASKS.c.registered_at))
-    grouped = select(TASKS.c.state, TASKS.c.status, func.count(), started).group_by(
-        TASKS.c.state, TASKS.c.status
+    grouped = select(TASKS.c.kind, TASKS.c.state, TASKS.c.status, func.count(), started).group_by(
+        TASKS.c.kind, TASKS.c.state, TASKS.c.status
     )
     running = select(*TASK_COLUMNS).where(
         TASKS.c.state == TaskState.WATCHING, TASKS.c.status == JiraStatus.RUNNING
@@ -68,17 +69,20 @@ def read_watched(engine: Engine, limit: int = PER_TASK_MAX) -> list[Task]:
     query = (
         select(*TASK_COLUMNS)
         .where(TASKS.c.state == TaskState.WATCHING)
-        .order_by(TASKS.c.registered_at, TASKS.c.task_id)
+        .order_by(TASKS.c.registered_at, TASKS.c.kind, TASKS.c.task_id)
         .limit(limit)
     )
     with transaction(engine) as conn:
         return [Task.from_row(row) for row in conn.execute(query)]
 
 
-def longest_stall(running: list[Task], now: datetime) -> float:
-    """The longest stall among `running`, as the `stall` limit measures it; 0 if none."""
+def longest_stall(running: list[Task], now: datetime, kind: str | None = None) -> float:
+    """The longest stall among `running` (those of `kind`, if given), as the `stall` limit
+    measures it; 0 if none."""
     stalls = [0.0]
     for task in running:
+        if kind is not None and task.kind != kind:
+            continue
         facts = stored_facts(task)
         if facts is not None:
             stalls.append(ages(facts, now).get(TimeoutKind.STALL, 0.0))
@@ -86,38 +90,44 @@ def longest_stall(running: list[Task], now: datetime) -> float:
 
 
 def task_families(tally: Tally, now: datetime) -> list[Metric]:
-    """`jtm_tasks`, the oldest watched task's age and the longest stall."""
+    """`jtm_tasks`, the oldest watched task's age and the longest stall, each by task kind
+    (every kind has its age and stall series, 0 when it has no such task)."""
     tasks = GaugeMetricFamily(
         "jtm_tasks",
         "Registered tasks by kind, the monitor's state and Jira's status (OTHER: a status "
         "Jira does not document; empty: not polled successfully yet).",
         labels=["kind", "state", "status"],
     )
-    counts: dict[tuple[str, str], int] = {}
-    starts = [
-        group.oldest_start
-        for group in tally.groups
-        if group.state == TaskState.WATCHING and group.oldest_start is not None
-    ]
+    counts: dict[tuple[str, str, str], int] = {}
     for group in tally.groups:
-        key = (group.state, status_label(group.status))
+        key = (group.kind, group.state, status_label(group.status))
         counts[key] = counts.get(key, 0) + group.count
-    for (state, status), count in sorted(counts.items()):
-        tasks.add_metric([TASK_KIND, state, status], count)
+    for (kind, state, status), count in sorted(counts.items()):
+        tasks.add_metric([kind, state, status], count)
     age = GaugeMetricFamily(
         "jtm_oldest_watched_task_age_seconds",
         "Age of the oldest watched task, from Jira's submitted (else its registration); 0 "
         "when none is watched.",
         labels=["kind"],
     )
-    age.add_metric([TASK_KIND], max((now - min(starts)).total_seconds(), 0.0) if starts else 0)
+    for kind in TASK_KINDS:
+        starts = [
+            group.oldest_start
+            for group in tally.groups
+            if group.kind == kind
+            and group.state == TaskState.WATCHING
+            and group.oldest_start is not None
+        ]
+        oldest = max((now - min(starts)).total_seconds(), 0.0) if starts else 0
+        age.add_metric([kind], oldest)
     stall = GaugeMetricFamily(
         "jtm_longest_stall_seconds",
         "The longest time a RUNNING task has gone without progress, message, lastUpdate or "
         "elapsedRuntime changing, as the stall limit measures it; 0 when none is running.",
         labels=["kind"],
     )
-    stall.add_metric([TASK_KIND], longest_stall(tally.running, now))
+    for kind in TASK_KINDS:
+        stall.add_metric([kind], longest_stall(tally.running, now, kind))
     return [tasks, age, stall]
 
 
@@ -135,10 +145,10 @@ def per_task_families(watched: list[Task], settings: Settings, now: datetime) ->
     )
     for task in watched:
         if task.progress is not None:
-            progress.add_metric([TASK_KIND, task.task_id], task.progress / 100)
+            progress.add_metric([task.kind, task.task_id], task.progress / 100)
         nearest = nearest_limit(task, settings.timeouts, now)
         if nearest is not None:
-            remaining.add_metric([TASK_KIND, task.task_id, nearest[0]], nearest[1])
+            remaining.add_metric([task.kind, task.task_id, nearest[0]], nearest[1])
     return [progress, remaining]
 
 

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from monitor.metrics.site import PauseReason, SiteTelemetry
+from monitor.states import TaskKind
 
 if TYPE_CHECKING:
     from monitor.outcome import Outcome
@@ -46,8 +47,8 @@ class Telemetry(SiteTelemetry, Protocol):
     def polled(self, outcome: Outcome) -> None:
         """A poll's outcome was written (not called for one that lost its race)."""
 
-    def cancel(self, result: CancelResult) -> None:
-        """A cancel step was taken (by the daemon's canceller)."""
+    def cancel(self, kind: TaskKind, result: CancelResult) -> None:
+        """A cancel step was taken (by the daemon's canceller) on a task of `kind`."""
 
     def store_failed(self) -> None:
         """A write to the database failed for the storage (disk full, read-only, ...)."""
@@ -68,7 +69,7 @@ class _NoTelemetry:
     def polled(self, outcome: Outcome) -> None:
         pass
 
-    def cancel(self, result: CancelResult) -> None:
+    def cancel(self, kind: TaskKind, result: CancelResult) -> None:
         pass
 
     def store_failed(self) -> None:

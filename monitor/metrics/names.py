@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from monitor.states import ErrorKind, JiraStatus
+from monitor.states import ErrorKind, JiraStatus, TaskKind
 
-TASK_KIND = "task"
-"""The `kind` label of every per-task-kind series: the task API's tasks are the only kind yet.
-The label is there from the start so that a second kind changes no metric's name."""
+TASK_KINDS = tuple(str(kind) for kind in TaskKind)
+"""`kind` of every per-task-kind series: the task's kind (`monitor.states.TaskKind`), part of
+its identity (`task`: the task API's, `bulk`: a bulk issue operation's)."""
 
 OK = "ok"
 POLL_OUTCOMES = (OK, *(str(kind) for kind in ErrorKind))

@@ -19,13 +19,13 @@ from monitor.metrics.names import (
     CODE_CLASSES,
     OK,
     POLL_OUTCOMES,
-    TASK_KIND,
+    TASK_KINDS,
     code_class,
     status_label,
 )
 from monitor.metrics.site import PauseReason
 from monitor.outcome import Happened, Outcome
-from monitor.states import CancelOutcome, JiraStatus, TimeoutAction, TimeoutKind
+from monitor.states import CancelOutcome, JiraStatus, TaskKind, TimeoutAction, TimeoutKind
 
 # The `_created` series would double every counter and histogram, for a time no alert needs.
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -113,21 +113,22 @@ class Recorder:
         self._zero()
 
     def _zero(self) -> None:
-        for outcome in POLL_OUTCOMES:
-            self.polls.labels(TASK_KIND, outcome)
         for code in CODE_CLASSES:
             self.requests.labels(code)
         for reason in PauseReason:
             self.pauses.labels(str(reason))
             self.paused_seconds.labels(str(reason))
-        for limit in TimeoutKind:
-            for action in TimeoutAction:
-                self.timeouts.labels(TASK_KIND, str(limit), str(action))
-        for result in CancelResult:
-            self.cancels.labels(TASK_KIND, str(result))
-        for status in TERMINAL:
-            self.finished.labels(TASK_KIND, str(status))
-        self.task_seconds.labels(TASK_KIND)
+        for kind in TASK_KINDS:
+            for outcome in POLL_OUTCOMES:
+                self.polls.labels(kind, outcome)
+            for limit in TimeoutKind:
+                for action in TimeoutAction:
+                    self.timeouts.labels(kind, str(limit), str(action))
+            for result in CancelResult:
+                self.cancels.labels(kind, str(result))
+            for status in TERMINAL:
+                self.finished.labels(kind, str(status))
+            self.task_seconds.labels(kind)
 
     # -- Telemetry --------------------------------------------------------------------------
 
@@ -142,30 +143,31 @@ class Recorder:
 
     def polled(self, outcome: Outcome) -> None:
         failure, seen = outcome.failure, outcome.seen
+        kind = str(outcome.task.ref.kind)
         if not outcome.happened.answered:
             if failure is not None:
-                self.polls.labels(TASK_KIND, str(failure.kind)).inc()
+                self.polls.labels(kind, str(failure.kind)).inc()
             return
-        self.polls.labels(TASK_KIND, OK).inc()
+        self.polls.labels(kind, OK).inc()
         if seen is not None and seen.changed:
             self.snapshots.inc()
         if outcome.timeouts is not None:
             action = str(outcome.timeouts.action)
             for overrun in outcome.timeouts.passed:
-                self.timeouts.labels(TASK_KIND, str(overrun.kind), action).inc()
+                self.timeouts.labels(kind, str(overrun.kind), action).inc()
         closed = outcome.cancel.closed if outcome.cancel is not None else None
         result = _CANCEL_OUTCOMES.get(closed) if closed is not None else None
         if result is not None:
-            self.cancels.labels(TASK_KIND, str(result)).inc()
+            self.cancels.labels(kind, str(result)).inc()
         if outcome.happened == Happened.FINISHED and seen is not None:
             info = seen.info
-            self.finished.labels(TASK_KIND, status_label(info.status)).inc()
+            self.finished.labels(kind, status_label(info.status)).inc()
             start = info.submitted or outcome.task.registered_at
             end = info.finished or outcome.at
-            self.task_seconds.labels(TASK_KIND).observe(max((end - start).total_seconds(), 0.0))
+            self.task_seconds.labels(kind).observe(max((end - start).total_seconds(), 0.0))
 
-    def cancel(self, result: CancelResult) -> None:
-        self.cancels.labels(TASK_KIND, str(result)).inc()
+    def cancel(self, kind: TaskKind, result: CancelResult) -> None:
+        self.cancels.labels(str(kind), str(result)).inc()
 
     def store_failed(self) -> None:
         self.store_failures.inc()

@@ -109,16 +109,28 @@ def _build(cls: type[Any], obj: object) -> Any:
         if not _conforms(hints[key], value):
             expected = getattr(hints[key], "__name__", None) or str(hints[key])
             raise ControlError(f"{name}.{key}: expected {expected}, got {_json_type(value)}")
+    # JSON has arrays where a script has tuples (TaskScript.failures: pairs).
+    values = {key: _tuples(value) for key, value in obj.items()}
     try:
-        return cls(**obj)
+        return cls(**values)
     except TypeError as exc:  # a required field is missing
         raise ControlError(f"{name}: {exc}") from None
     except ValueError as exc:
         raise ControlError(str(exc)) from None
 
 
+def _tuples(value: object) -> object:
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+
+
 def _conforms(hint: object, value: object) -> bool:
     options = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:  # a JSON array: tuple[X, ...] or tuple[X, Y]
+        if not isinstance(value, list | tuple):
+            return False
+        if len(options) == 2 and options[1] is Ellipsis:
+            return all(_conforms(options[0], item) for item in value)
+        return len(options) == len(value) and all(map(_conforms, options, value))
     if options:
         return any(_conforms(option, value) for option in options)
     # bool is an int in Python but not in JSON: true is no number of seconds.

@@ -91,6 +91,19 @@ class TaskScript:
     """The account may not see this task (nor cancel it): GET and cancel answer 403."""
     cancel_forbidden: bool = False
     """The account may read the task but not cancel it (a read-only token): cancel is 403."""
+    kind: str = "task"
+    """"bulk": a bulk issue operation, read at /rest/api/3/bulk/queue/{id} and never
+    cancellable (`monitor.simulator.bulk` gives its body). The same id may exist in both kinds."""
+    issues: int = 10
+    """A bulk operation's `totalIssueCount` (the invalid ones included)."""
+    invalid_issues: int = 0
+    """A bulk operation's `invalidOrInaccessibleIssueCount`."""
+    failures: tuple[tuple[str, str], ...] = ()
+    """A bulk operation's failed issues, (issue ID, reason) pairs: an issue repeated has several
+    reasons. They are reported as progress reaches them, all of them at the end."""
+    iso_times: bool = False
+    """A bulk operation's `created`, `started`, `updated` as ISO date-time strings, as the API
+    declares them, instead of epoch milliseconds, as its examples show them."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -113,6 +126,11 @@ class TaskScript:
             problems.append("ends_at must be between 0 and 100")
         if self.ends_at is not None and self.stall_at is not None:
             problems.append("ends_at and stall_at exclude each other (a stalled task never ends)")
+        if self.kind not in ("task", "bulk"):
+            problems.append("kind must be 'task' or 'bulk'")
+        failed = len({issue for issue, _reason in self.failures})
+        if self.invalid_issues < 0 or failed + self.invalid_issues > self.issues:
+            problems.append("failures and invalid_issues must fit in issues")
         if self.message_every_pct < 1:
             problems.append("message_every_pct must be >= 1")
         try:

@@ -29,6 +29,7 @@ from email.message import Message
 from types import FrameType, TracebackType
 from urllib.parse import quote, unquote
 
+from monitor.simulator.bulk import bulk_json
 from monitor.simulator.faults import Fault, FaultQueue
 from monitor.simulator.handler import Server, Server6
 from monitor.simulator.scripts import TaskScript, is_expired, task_json, view_at
@@ -52,26 +53,36 @@ UNAUTHENTICATED = "Client must be authenticated to access this resource."
 FORBIDDEN = "You are not authorized to perform this action. Administrator privileges are required."
 WWW_AUTHENTICATE = 'OAuth realm="https%3A%2F%2Fsimulated.atlassian.net"'
 XSRF_REFUSAL = b"XSRF check failed"
+
 DRIP_DEFAULT_S = 1.0
 
 _API_PATH = re.compile(
     r"/rest/api/(?P<version>[23])/(?:task/(?P<id>[^/]+)(?P<cancel>/cancel)?|myself)"
+    r"|/rest/api/3/bulk/queue/(?P<bulk_id>[^/]+)"
 )
+NOT_BULK_BODY = {  # Jira Cloud's own, a serialised Java Optional included (see the samples)
+    "errorMessages": ["The task associated with this taskId is not a bulk operation task"],
+    "errors": {},
+    "httpStatusCode": {"empty": False, "present": True},
+}
 
 
 @dataclass(frozen=True, slots=True)
 class _Route:
-    """A recognised API path: `task_id` is None for /myself."""
+    """A recognised API path: `task_id` is None for /myself; `bulk` for /bulk/queue/{id}."""
 
     version: str
     task_id: str | None
     cancel: bool
+    bulk: bool = False
 
 
 def _parse_route(path: str) -> _Route | None:
     match = _API_PATH.fullmatch(path)
     if match is None:
         return None
+    if match.group("bulk_id") is not None:
+        return _Route("3", unquote(match.group("bulk_id")), cancel=False, bulk=True)
     raw_id = match.group("id")
     task_id = None if raw_id is None else unquote(raw_id)
     return _Route(match.group("version"), task_id, match.group("cancel") is not None)
@@ -124,7 +135,7 @@ class Simulator:
         self.chunked = chunked
         self.xsrf_check = xsrf_check
         self._lock = threading.Lock()
-        self._tasks: dict[str, _Task] = {}
+        self._tasks: dict[tuple[str, str], _Task] = {}  # by (kind, id)
         self._faults = FaultQueue()
         self._log: list[RequestRecord] = []
         self._cancels: dict[str, int] = {}
@@ -213,9 +224,10 @@ class Simulator:
     # -- scripting and inspection -------------------------------------------------------------
 
     def add_task(self, script: TaskScript) -> None:
-        """Add a task, created now on the simulator clock; re-adding an id replaces it."""
+        """Add a task, created now on the simulator clock; re-adding an id (of the same kind)
+        replaces it."""
         with self._lock:
-            self._tasks[script.task_id] = _Task(script, self.jira_time())
+            self._tasks[script.kind, script.task_id] = _Task(script, self.jira_time())
 
     def add_fault(self, fault: Fault) -> None:
         """Queue a fault; faults apply in FIFO order, one per matching API request."""
@@ -306,6 +318,8 @@ class Simulator:
                 "displayName": "Simulated Admin",
             }
             return json_reply(200, account)
+        if route.bulk:
+            return self._get_bulk(route.task_id)
         if route.cancel:
             return self._cancel(route.task_id)
         host = headers.get("Host") or self.url.removeprefix("http://")
@@ -333,7 +347,7 @@ class Simulator:
     def _get_task(self, task_id: str, self_url: str) -> Reply:
         with self._lock:
             now = self.jira_time()
-            task = self._tasks.get(task_id)
+            task = self._tasks.get(("task", task_id))
             cancel_at = None if task is None else task.cancel_at
         if task is None or is_expired(task.script, task.created, now):
             return jira_error(404, f"Task with id {task_id} does not exist")
@@ -342,11 +356,26 @@ class Simulator:
         view = view_at(task.script, task.created, cancel_at, now)
         return json_reply(200, task_json(task.script, view, self_url))
 
+    def _get_bulk(self, task_id: str) -> Reply:
+        """`GET /bulk/queue/{id}`: 400 when the id is a task's and not a bulk operation's."""
+        with self._lock:
+            now = self.jira_time()
+            task = self._tasks.get(("bulk", task_id))
+            other = self._tasks.get(("task", task_id))
+        if task is None and other is not None:
+            return json_reply(400, NOT_BULK_BODY)
+        if task is None or is_expired(task.script, task.created, now):
+            return jira_error(404, f"Task with id {task_id} does not exist")
+        if task.script.forbidden:
+            return jira_error(403, FORBIDDEN)
+        view = view_at(task.script, task.created, None, now)
+        return json_reply(200, bulk_json(task.script, view, ACCOUNT_ID))
+
     def _cancel(self, task_id: str) -> Reply:
         # Decide and record under one lock: two concurrent cancels cannot both be "the" cancel.
         with self._lock:
             now = self.jira_time()
-            task = self._tasks.get(task_id)
+            task = self._tasks.get(("task", task_id))
             if task is None or is_expired(task.script, task.created, now):
                 return bare_error(404, f"Task with id {task_id} does not exist")
             if task.script.forbidden or task.script.cancel_forbidden:

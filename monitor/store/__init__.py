@@ -33,12 +33,14 @@ from sqlalchemy import (
 
 from monitor.database import transaction
 from monitor.errors import NotFoundError
-from monitor.outcome import EventSpec, Outcome
+from monitor.outcome import EventSpec, OutboxRow, Outcome
 from monitor.records import TASK_COLUMNS, Heartbeat, Task
 from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
 from monitor.states import CancelOutcome, EventKind, TaskState
+from monitor.store.outbox import enqueue
 from monitor.store.polls import event_row, write_poll
-from monitor.store.queries import Queries, prunable
+from monitor.store.queries import Queries, by_ref, prunable
+from monitor.taskref import TaskRef, as_ref
 
 __all__ = ["EventSpec", "RegisterResult", "Registration", "Store"]
 
@@ -69,7 +71,7 @@ class Registration:
 
 @dataclass(frozen=True, slots=True)
 class RegisterResult:
-    task_id: str
+    ref: TaskRef
     outcome: str  # "added", "updated" or "rewatched" (was removed)
 
 
@@ -77,19 +79,31 @@ def _load_tasks(conn: Connection, stmt: Select[Any]) -> list[Task]:
     return [Task.from_row(row) for row in conn.execute(stmt)]
 
 
-def _registrations(task_ids: Sequence[str], existing: dict[str, str]) -> list[RegisterResult]:
-    """What registering `task_ids` does to each (once per ID, in order), given the states of
+def _states(conn: Connection, refs: Sequence[TaskRef]) -> dict[TaskRef, str]:
+    """The state of each of `refs` that is registered."""
+    states: dict[TaskRef, str] = {}
+    for kind in {ref.kind for ref in refs}:
+        ids = {ref.task_id for ref in refs if ref.kind == kind}
+        stmt = select(TASKS.c.task_id, TASKS.c.state).where(
+            TASKS.c.kind == kind, TASKS.c.task_id.in_(ids)
+        )
+        states |= {TaskRef(kind, row.task_id): row.state for row in conn.execute(stmt)}
+    return states
+
+
+def _registrations(refs: Sequence[TaskRef], existing: dict[TaskRef, str]) -> list[RegisterResult]:
+    """What registering `refs` does to each (once per task, in order), given the states of
     those already registered: "added", "rewatched" (was removed) or "updated"."""
     results = []
-    for task_id in dict.fromkeys(task_ids):
-        state = existing.get(task_id)
+    for ref in dict.fromkeys(refs):
+        state = existing.get(ref)
         outcome = "added" if state is None else "rewatched" if state == TaskState.REMOVED else None
-        results.append(RegisterResult(task_id, outcome or "updated"))
+        results.append(RegisterResult(ref, outcome or "updated"))
     return results
 
 
 def _new_task_row(options: Registration, now: datetime) -> dict[str, Any]:
-    """The columns of a newly registered task, its ID aside: watched, due for a poll now."""
+    """The columns of a newly registered task, its identity aside: watched, due for a poll now."""
     return {
         **options.columns(only_set=False),
         "state": TaskState.WATCHING,
@@ -104,8 +118,8 @@ def _new_task_row(options: Registration, now: datetime) -> dict[str, Any]:
 
 def _register_event(result: RegisterResult, now: datetime, detail: str | None) -> dict[str, Any]:
     if result.outcome == "added":
-        return event_row(result.task_id, now, EventKind.REGISTERED, None)
-    return event_row(result.task_id, now, EventKind.UPDATED, detail)
+        return event_row(result.ref, now, EventKind.REGISTERED, None)
+    return event_row(result.ref, now, EventKind.UPDATED, detail)
 
 
 class Store:
@@ -115,69 +129,71 @@ class Store:
     # -- registration (the CLI) ---------------------------------------------------------
 
     def register(
-        self, task_ids: Sequence[str], options: Registration, now: datetime
+        self, tasks: Sequence[TaskRef | str], options: Registration, now: datetime
     ) -> list[RegisterResult]:
         """Register new tasks or update existing ones; one transaction for the whole batch.
+
+        A plain string names a task of kind `task` (`monitor.taskref.as_ref`), here and in
+        every method that takes a task.
 
         Each kind of change is one statement executed for the whole batch (`executemany`),
         not one per ID: `jtm add -` with 10,000 IDs stays well under a second or two.
         """
         option_values = options.columns(only_set=True)
         detail = ", ".join(f"{k}={v}" for k, v in sorted(option_values.items())) or None
+        refs = [as_ref(ref) for ref in tasks]
         with transaction(self.engine, write=True) as conn:
-            existing = {
-                row.task_id: row.state
-                for row in conn.execute(
-                    select(TASKS.c.task_id, TASKS.c.state).where(TASKS.c.task_id.in_(set(task_ids)))
-                )
-            }
-            results = _registrations(task_ids, existing)
+            results = _registrations(refs, _states(conn, refs))
             keys = {
-                outcome: [{"key": r.task_id} for r in results if r.outcome == outcome]
+                outcome: [
+                    {"key_kind": r.ref.kind, "key": r.ref.task_id}
+                    for r in results
+                    if r.outcome == outcome
+                ]
                 for outcome in ("updated", "rewatched")
             }
             values: dict[str, Any] = {**option_values, "updated_at": now}
-            by_key = TASKS.c.task_id == bindparam("key")
+            by_key = (TASKS.c.kind == bindparam("key_kind")) & (TASKS.c.task_id == bindparam("key"))
             if keys["updated"]:
                 conn.execute(update(TASKS).where(by_key).values(values), keys["updated"])
             if keys["rewatched"]:
                 again = {"state": TaskState.WATCHING, "removed_at": None, "next_poll_at": now}
                 conn.execute(update(TASKS).where(by_key).values(values | again), keys["rewatched"])
-            if added := [r.task_id for r in results if r.outcome == "added"]:
+            if added := [r.ref for r in results if r.outcome == "added"]:
                 row = _new_task_row(options, now)
-                conn.execute(insert(TASKS), [{**row, "task_id": task_id} for task_id in added])
+                rows = [{**row, "kind": ref.kind, "task_id": ref.task_id} for ref in added]
+                conn.execute(insert(TASKS), rows)
             if results:
                 conn.execute(insert(EVENTS), [_register_event(r, now, detail) for r in results])
         return results
 
-    def remove(self, task_ids: Sequence[str], now: datetime) -> list[str]:
+    def remove(self, tasks: Sequence[TaskRef | str], now: datetime) -> list[TaskRef]:
         """Stop watching; history is kept. Unknown IDs raise NotFoundError before any change."""
+        refs = [as_ref(ref) for ref in tasks]
         with transaction(self.engine, write=True) as conn:
-            known = set(
-                conn.scalars(select(TASKS.c.task_id).where(TASKS.c.task_id.in_(set(task_ids))))
-            )
-            missing = [t for t in task_ids if t not in known]
+            known = _states(conn, refs)
+            missing = [str(ref) for ref in refs if ref not in known]
             if missing:
                 raise NotFoundError(f"not registered: {', '.join(missing)}")
             removed = []
-            for task_id in dict.fromkeys(task_ids):
+            for ref in dict.fromkeys(refs):
                 result = conn.execute(
                     update(TASKS)
-                    .where(TASKS.c.task_id == task_id, TASKS.c.state != TaskState.REMOVED)
+                    .where(*by_ref(ref), TASKS.c.state != TaskState.REMOVED)
                     .values(
                         state=TaskState.REMOVED, removed_at=now, updated_at=now, next_poll_at=None
                     )
                 )
                 if result.rowcount == 1:
-                    conn.execute(insert(EVENTS).values(event_row(task_id, now, EventKind.REMOVED)))
-                    removed.append(task_id)
+                    conn.execute(insert(EVENTS).values(event_row(ref, now, EventKind.REMOVED)))
+                    removed.append(ref)
         return removed
 
     # -- reads ---------------------------------------------------------------------------
 
-    def get(self, task_id: str) -> Task:
+    def get(self, ref: TaskRef | str) -> Task:
         """One registered task (`Queries.task`); NotFoundError if it is not registered."""
-        return Queries(self.engine).task(task_id)
+        return Queries(self.engine).task(ref)
 
     def count_by_state(self) -> dict[str, int]:
         """`Queries.count_by_state`."""
@@ -214,15 +230,16 @@ class Store:
 
     # -- cancels ---------------------------------------------------------------------------
 
-    def request_cancel(self, task_id: str, now: datetime, by: str, reason: str) -> bool:
+    def request_cancel(self, task: TaskRef | str, now: datetime, by: str, reason: str) -> bool:
         """Record a new cancel decision; False if one is already in progress (or the task is
         no longer watched). A decision that ended refused or unconfirmed may be replaced."""
+        ref = as_ref(task)
         open_again = TASKS.c.cancel_outcome.in_([CancelOutcome.REFUSED, CancelOutcome.UNCONFIRMED])
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
                 update(TASKS)
                 .where(
-                    TASKS.c.task_id == task_id,
+                    *by_ref(ref),
                     TASKS.c.state == TaskState.WATCHING,
                     or_(TASKS.c.cancel_requested_at.is_(None), open_again),
                 )
@@ -240,7 +257,7 @@ class Store:
             if result.rowcount != 1:
                 return False
             conn.execute(
-                insert(EVENTS).values(event_row(task_id, now, EventKind.CANCEL_REQUESTED, reason))
+                insert(EVENTS).values(event_row(ref, now, EventKind.CANCEL_REQUESTED, reason))
             )
         return True
 
@@ -269,7 +286,7 @@ class Store:
             result = conn.execute(
                 update(TASKS)
                 .where(
-                    TASKS.c.task_id == task.task_id,
+                    *by_ref(task.ref),
                     TASKS.c.state == TaskState.WATCHING,
                     TASKS.c.cancel_outcome.is_(None),
                     TASKS.c.cancel_attempts == task.cancel_attempts,
@@ -285,21 +302,26 @@ class Store:
 
     def update_cancel(
         self,
-        task_id: str,
+        task: TaskRef | str,
         now: datetime,
         values: dict[str, Any],
         event: EventSpec,
+        notices: Sequence[OutboxRow] = (),
     ) -> bool:
-        """Record what became of a cancel attempt, while its decision is still open."""
+        """Record what became of a cancel attempt, while its decision is still open;
+        `notices` are its outbox rows (`monitor.notify`), written in the same transaction."""
+        ref = as_ref(task)
         with transaction(self.engine, write=True) as conn:
             result = conn.execute(
                 update(TASKS)
-                .where(TASKS.c.task_id == task_id, TASKS.c.cancel_outcome.is_(None))
+                .where(*by_ref(ref), TASKS.c.cancel_outcome.is_(None))
                 .values(**values, updated_at=now)
             )
             if result.rowcount != 1:
                 return False
-            conn.execute(insert(EVENTS).values(event_row(task_id, now, *event)))
+            conn.execute(insert(EVENTS).values(event_row(ref, now, *event)))
+            if notices:
+                enqueue(conn, notices)
         return True
 
     # -- heartbeat -------------------------------------------------------------------------

@@ -15,9 +15,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, insert, select, update
 
+from monitor.jira import TaskInfo
 from monitor.outcome import EventSpec, Happened, Outcome, json_result, stored_text
 from monitor.schema import EVENTS, SNAPSHOTS, TASKS
 from monitor.states import CancelSource, EventKind, TaskState
+from monitor.store.outbox import enqueue
+from monitor.taskref import TaskRef
 
 __all__ = ["EventSpec", "columns", "event_row", "write_poll"]
 
@@ -47,6 +50,7 @@ def _answer_columns(outcome: Outcome) -> dict[str, Any]:
         "jira_started_at": info.started,
         "jira_finished_at": info.finished,
         "jira_last_update_at": info.last_update,
+        **bulk_counts(info),
         "last_seen_at": at,
         "poll_interval_s": seen.interval_s,
         "consecutive_errors": 0,
@@ -97,11 +101,24 @@ def _failure_columns(outcome: Outcome) -> dict[str, Any]:
     return values
 
 
+def bulk_counts(info: TaskInfo) -> dict[str, Any]:
+    """The per-issue count columns of a bulk operation's answer; none for a task's."""
+    if info.bulk is None:
+        return {}
+    return {
+        "total_issues": info.bulk.total,
+        "succeeded_issues": info.bulk.succeeded,
+        "failed_issues": info.bulk.failed,
+        "invalid_issues": info.bulk.invalid,
+    }
+
+
 def _snapshot(outcome: Outcome) -> dict[str, Any]:
     seen = outcome.seen
     assert seen is not None
     info = seen.info
     return {
+        "task_kind": outcome.task.kind,
         "task_id": outcome.task.task_id,
         "observed_at": outcome.at,
         "last_seen_at": outcome.at,
@@ -110,6 +127,7 @@ def _snapshot(outcome: Outcome) -> dict[str, Any]:
         "message": seen.message,
         "elapsed_runtime_ms": info.elapsed_runtime_ms,
         "jira_last_update_at": info.last_update,
+        **bulk_counts(info),
     }
 
 
@@ -120,7 +138,10 @@ _TOUCH_NEWEST_SNAPSHOT = (
     .where(
         SNAPSHOTS.c.id
         == select(SNAPSHOTS.c.id)
-        .where(SNAPSHOTS.c.task_id == bindparam("w_task_id"))
+        .where(
+            SNAPSHOTS.c.task_kind == bindparam("w_kind"),
+            SNAPSHOTS.c.task_id == bindparam("w_task_id"),
+        )
         .order_by(SNAPSHOTS.c.observed_at.desc(), SNAPSHOTS.c.id.desc())
         .limit(1)
         .scalar_subquery()
@@ -135,6 +156,7 @@ def _poll_update(names: tuple[str, ...], decides_cancel: bool) -> Update:
     still be watched and at the poll count read (and without a cancel decision, with
     `decides_cancel`), or nothing is written."""
     guards = [
+        TASKS.c.kind == bindparam("w_kind"),
         TASKS.c.task_id == bindparam("w_task_id"),
         TASKS.c.state == TaskState.WATCHING,
         TASKS.c.polls == bindparam("w_polls"),
@@ -148,25 +170,36 @@ def _poll_update(names: tuple[str, ...], decides_cancel: bool) -> Update:
 def write_poll(conn: Connection, outcome: Outcome) -> bool:
     """Write one poll's outcome in the caller's transaction, at the time of its poll; False
     if it lost the race (its task removed, polled by another instance, or cancelled by hand
-    meanwhile, when the outcome decides a cancel)."""
+    meanwhile, when the outcome decides a cancel). Its notifications (`Outcome.notices`)
+    go into the outbox with its events, or not at all."""
     task, at = outcome.base, outcome.at
     params = {**columns(outcome), "polls": task.polls + outcome.polls, "updated_at": at}
     statement = _poll_update(tuple(sorted(params)), outcome.decides_cancel)
-    params |= {"w_task_id": task.task_id, "w_polls": task.polls}
+    params |= {"w_kind": task.kind, "w_task_id": task.task_id, "w_polls": task.polls}
     if conn.execute(statement, params).rowcount != 1:
         return False
     if outcome.seen is not None and outcome.seen.changed:
         conn.execute(_INSERT_SNAPSHOT, _snapshot(outcome))
     elif any(one.seen is not None for one in (*outcome.follows, outcome)):
-        conn.execute(_TOUCH_NEWEST_SNAPSHOT, {"w_task_id": task.task_id, "w_now": at})
+        touch = {"w_kind": task.kind, "w_task_id": task.task_id, "w_now": at}
+        conn.execute(_TOUCH_NEWEST_SNAPSHOT, touch)
     if outcome.events:
-        rows = [event_row(task.task_id, at, kind, d) for kind, d in outcome.events]
+        rows = [event_row(task.ref, at, kind, d) for kind, d in outcome.events]
         conn.execute(_INSERT_EVENTS, rows)
+    notices = [row for one in (*outcome.follows, outcome) for row in one.notices]
+    if notices:  # the notifications of those events, committed with them (monitor.notify)
+        enqueue(conn, notices)
     return True
 
 
 def event_row(
-    task_id: str, at: datetime, kind: EventKind, detail: str | None = None
+    ref: TaskRef, at: datetime, kind: EventKind, detail: str | None = None
 ) -> dict[str, Any]:
     """A row of the events table."""
-    return {"task_id": task_id, "at": at, "kind": str(kind), "detail": detail}
+    return {
+        "task_kind": str(ref.kind),
+        "task_id": ref.task_id,
+        "at": at,
+        "kind": str(kind),
+        "detail": detail,
+    }

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Select,
+    Table,
     and_,
     func,
     or_,
@@ -32,9 +33,10 @@ from sqlalchemy import (
 from monitor.database import current_revision, transaction
 from monitor.errors import NotFoundError
 from monitor.records import HEARTBEAT_COLUMNS, TASK_COLUMNS, Heartbeat, Task
-from monitor.schema import EVENTS, HEARTBEATS, SNAPSHOTS, TASKS
+from monitor.schema import EVENTS, HEARTBEATS, NOTIFICATIONS, SNAPSHOTS, TASKS
 from monitor.sqlite_path import database_name
-from monitor.states import TaskState
+from monitor.states import TaskKind, TaskState
+from monitor.taskref import BULK_PREFIX, TaskRef, as_ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,23 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = None
-    task_ids: tuple[str, ...] = ()
+    refs: tuple[TaskRef, ...] = ()
+
+
+def by_ref(ref: TaskRef, table: Table = TASKS) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The conditions naming one task (kind and ID) in `table` (tasks, snapshots or events)."""
+    kind = table.c.kind if table is TASKS else table.c.task_kind
+    return kind == ref.kind, table.c.task_id == ref.task_id
+
+
+def _refs_condition(refs: Sequence[TaskRef], table: Table = TASKS) -> ColumnElement[bool]:
+    kind = table.c.kind if table is TASKS else table.c.task_kind
+    return or_(
+        *(
+            and_(kind == k, table.c.task_id.in_({r.task_id for r in refs if r.kind == k}))
+            for k in sorted({r.kind for r in refs})
+        )
+    )
 
 
 def _like(pattern: str) -> str:
@@ -62,8 +80,8 @@ def _like(pattern: str) -> str:
 
 def _task_conditions(filters: Filters, *, with_status: bool = True) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
-    if filters.task_ids:
-        conditions.append(TASKS.c.task_id.in_(filters.task_ids))
+    if filters.refs:
+        conditions.append(_refs_condition(filters.refs))
     if filters.states:
         conditions.append(TASKS.c.state.in_(filters.states))
     if with_status and filters.statuses:
@@ -85,6 +103,7 @@ def _window(column: Any, filters: Filters) -> list[ColumnElement[bool]]:
 
 
 SNAPSHOT_COLUMNS = (
+    SNAPSHOTS.c.task_kind,
     SNAPSHOTS.c.task_id,
     SNAPSHOTS.c.observed_at,
     SNAPSHOTS.c.status,
@@ -92,6 +111,10 @@ SNAPSHOT_COLUMNS = (
     SNAPSHOTS.c.message,
     SNAPSHOTS.c.elapsed_runtime_ms,
     SNAPSHOTS.c.last_seen_at,
+    SNAPSHOTS.c.total_issues,
+    SNAPSHOTS.c.succeeded_issues,
+    SNAPSHOTS.c.failed_issues,
+    SNAPSHOTS.c.invalid_issues,
 )
 
 
@@ -99,14 +122,16 @@ def prunable(older_than: datetime) -> ColumnElement[bool]:
     """Snapshots observed before `older_than`, except each task's newest (its latest state)."""
     newer = SNAPSHOTS.alias("newer")
     newest = (
-        select(func.max(newer.c.id)).where(newer.c.task_id == SNAPSHOTS.c.task_id).scalar_subquery()
+        select(func.max(newer.c.id))
+        .where(newer.c.task_kind == SNAPSHOTS.c.task_kind, newer.c.task_id == SNAPSHOTS.c.task_id)
+        .scalar_subquery()
     )
     return and_(SNAPSHOTS.c.observed_at < older_than, SNAPSHOTS.c.id != newest)
 
 
 @dataclass(frozen=True, slots=True)
 class FailingTask:
-    task_id: str
+    ref: TaskRef
     error: str
     transient: bool | None
     kind: str | None  # an ErrorKind; None for an error stored before schema 0004
@@ -118,13 +143,15 @@ class Queries:
 
     # -- find ----------------------------------------------------------------------------
 
-    def task(self, task_id: str) -> Task:
-        """One registered task; NotFoundError if it is not registered."""
-        stmt = select(*TASK_COLUMNS).where(TASKS.c.task_id == task_id)
+    def task(self, ref: TaskRef | str) -> Task:
+        """One registered task (a plain string: of kind `task`); NotFoundError if it is not
+        registered."""
+        ref = as_ref(ref)
+        stmt = select(*TASK_COLUMNS).where(*by_ref(ref))
         with transaction(self.engine) as conn:
             row = conn.execute(stmt).first()
         if row is None:
-            raise NotFoundError(f"not registered: {task_id}")
+            raise NotFoundError(f"not registered: {ref}")
         return Task.from_row(row)
 
     def tasks(self, filters: Filters) -> list[Task]:
@@ -132,7 +159,7 @@ class Queries:
         stmt: Select[Any] = (
             select(*TASK_COLUMNS)
             .where(*_task_conditions(filters), *_window(TASKS.c.registered_at, filters))
-            .order_by(TASKS.c.registered_at.desc(), TASKS.c.task_id)
+            .order_by(TASKS.c.registered_at.desc(), TASKS.c.task_id, TASKS.c.kind)
             .limit(filters.limit)
         )
         with transaction(self.engine) as conn:
@@ -140,13 +167,14 @@ class Queries:
 
     def events(
         self,
-        task_id: str,
+        ref: TaskRef | str,
         filters: Filters,
         kinds: Sequence[str] = (),
     ) -> list[Row[Any]]:
         """One task's timeline in time order; with a limit, its newest `limit` events."""
+        ref = as_ref(ref)
         stmt = select(EVENTS.c.at, EVENTS.c.kind, EVENTS.c.detail, EVENTS.c.id).where(
-            EVENTS.c.task_id == task_id, *_window(EVENTS.c.at, filters)
+            *by_ref(ref, EVENTS), *_window(EVENTS.c.at, filters)
         )
         if kinds:
             stmt = stmt.where(EVENTS.c.kind.in_(kinds))
@@ -164,15 +192,16 @@ class Queries:
         stmt = select(*SNAPSHOT_COLUMNS).where(
             *_window(SNAPSHOTS.c.observed_at, filters),
         )
-        if filters.task_ids:
-            stmt = stmt.where(SNAPSHOTS.c.task_id.in_(filters.task_ids))
+        if filters.refs:
+            stmt = stmt.where(_refs_condition(filters.refs, SNAPSHOTS))
         if filters.statuses:
             stmt = stmt.where(SNAPSHOTS.c.status.in_(filters.statuses))
         task_filters = _task_conditions(
             Filters(states=filters.states, labels=filters.labels), with_status=False
         )
         if task_filters:
-            stmt = stmt.join(TASKS, TASKS.c.task_id == SNAPSHOTS.c.task_id).where(*task_filters)
+            on = and_(TASKS.c.kind == SNAPSHOTS.c.task_kind, TASKS.c.task_id == SNAPSHOTS.c.task_id)
+            stmt = stmt.join(TASKS, on).where(*task_filters)
         stmt = stmt.order_by(SNAPSHOTS.c.observed_at.desc(), SNAPSHOTS.c.id.desc()).limit(
             filters.limit
         )
@@ -180,13 +209,18 @@ class Queries:
             yield iter(conn.execute(stmt))
 
     def task_ids_starting(self, prefix: str, limit: int = 100) -> list[str]:
-        """Registered task IDs that start with `prefix` (shell completion)."""
-        stmt = select(TASKS.c.task_id).order_by(TASKS.c.task_id).limit(limit)
+        """Registered task references that start with `prefix` (shell completion): bare IDs
+        of kind `task`, and `bulk:ID` for bulk operations when `prefix` starts that way."""
+        kind = TaskKind.TASK
+        if prefix.startswith(BULK_PREFIX):
+            kind, prefix = TaskKind.BULK, prefix[len(BULK_PREFIX) :]
+        stmt = select(TASKS.c.task_id).where(TASKS.c.kind == kind)
+        stmt = stmt.order_by(TASKS.c.task_id).limit(limit)
         if prefix:
             # A range on the primary key, not LIKE: SQLite's LIKE cannot use the index.
             stmt = stmt.where(TASKS.c.task_id >= prefix, TASKS.c.task_id < prefix + "\U0010ffff")
         with transaction(self.engine) as conn:
-            return list(conn.scalars(stmt))
+            return [str(TaskRef(kind, task_id)) for task_id in conn.scalars(stmt)]
 
     # -- watch -----------------------------------------------------------------------------
 
@@ -207,36 +241,41 @@ class Queries:
             return [Task.from_row(row) for row in conn.execute(stmt)]
 
     def progress_points(
-        self, task_ids: Sequence[str], per_task: int = 20
-    ) -> dict[str, list[tuple[datetime, int]]]:
+        self, refs: Sequence[TaskRef], per_task: int = 20
+    ) -> dict[TaskRef, list[tuple[datetime, int]]]:
         """The newest `per_task` (observed_at, progress) points of running tasks, oldest first."""
-        if not task_ids:
+        if not refs:
             return {}
         ranked = (
             select(
+                SNAPSHOTS.c.task_kind,
                 SNAPSHOTS.c.task_id,
                 SNAPSHOTS.c.observed_at,
                 SNAPSHOTS.c.progress,
                 func.row_number()
-                .over(partition_by=SNAPSHOTS.c.task_id, order_by=SNAPSHOTS.c.id.desc())
+                .over(
+                    partition_by=(SNAPSHOTS.c.task_kind, SNAPSHOTS.c.task_id),
+                    order_by=SNAPSHOTS.c.id.desc(),
+                )
                 .label("rank"),
             )
             .where(
-                SNAPSHOTS.c.task_id.in_(task_ids),
+                _refs_condition(refs, SNAPSHOTS),
                 SNAPSHOTS.c.progress.is_not(None),
                 SNAPSHOTS.c.status == "RUNNING",
             )
             .subquery()
         )
         stmt = (
-            select(ranked.c.task_id, ranked.c.observed_at, ranked.c.progress)
+            select(ranked.c.task_kind, ranked.c.task_id, ranked.c.observed_at, ranked.c.progress)
             .where(ranked.c.rank <= per_task)
-            .order_by(ranked.c.task_id, ranked.c.observed_at)
+            .order_by(ranked.c.task_kind, ranked.c.task_id, ranked.c.observed_at)
         )
-        points: dict[str, list[tuple[datetime, int]]] = {}
+        points: dict[TaskRef, list[tuple[datetime, int]]] = {}
         with transaction(self.engine) as conn:
             for row in conn.execute(stmt):
-                points.setdefault(row.task_id, []).append((row.observed_at, row.progress))
+                ref = TaskRef(TaskKind(row.task_kind), row.task_id)
+                points.setdefault(ref, []).append((row.observed_at, row.progress))
         return points
 
     # -- status ----------------------------------------------------------------------------
@@ -245,6 +284,7 @@ class Queries:
         """Watched tasks whose last poll failed, with the error it left."""
         stmt = (
             select(
+                TASKS.c.kind,
                 TASKS.c.task_id,
                 TASKS.c.last_error,
                 TASKS.c.last_error_transient,
@@ -256,7 +296,10 @@ class Queries:
         with transaction(self.engine) as conn:
             return [
                 FailingTask(
-                    row.task_id, row.last_error or "", row.last_error_transient, row.last_error_kind
+                    TaskRef(TaskKind(row.kind), row.task_id),
+                    row.last_error or "",
+                    row.last_error_transient,
+                    row.last_error_kind,
                 )
                 for row in conn.execute(stmt)
             ]
@@ -273,21 +316,30 @@ class Queries:
         with transaction(self.engine) as conn:
             return [Heartbeat.from_row(row) for row in conn.execute(stmt)]
 
-    def next_poll(self) -> tuple[str, datetime] | None:
+    def next_poll(self) -> tuple[TaskRef, datetime] | None:
         """The watched task polled next, and when."""
         stmt = (
-            select(TASKS.c.task_id, TASKS.c.next_poll_at)
+            select(TASKS.c.kind, TASKS.c.task_id, TASKS.c.next_poll_at)
             .where(TASKS.c.state == TaskState.WATCHING, TASKS.c.next_poll_at.is_not(None))
             .order_by(TASKS.c.next_poll_at)
             .limit(1)
         )
         with transaction(self.engine) as conn:
             row = conn.execute(stmt).first()
-        return None if row is None else (row.task_id, row.next_poll_at)
+        return None if row is None else (TaskRef(TaskKind(row.kind), row.task_id), row.next_poll_at)
 
     def snapshot_count(self) -> int:
         with transaction(self.engine) as conn:
             return int(conn.scalar(select(func.count()).select_from(SNAPSHOTS)) or 0)
+
+    def notification_totals(self) -> dict[str, int]:
+        """Notification deliveries waiting (or retrying) and given up, over every channel."""
+        state = NOTIFICATIONS.c.state
+        stmt = select(state, func.count()).where(state.in_(("pending", "failed"))).group_by(state)
+        totals = {"pending": 0, "failed": 0}
+        with transaction(self.engine) as conn:
+            totals.update({str(name): int(count) for name, count in conn.execute(stmt)})
+        return totals
 
     def prunable_snapshots(self, older_than: datetime) -> int:
         """How many snapshots `Store.prune_snapshots(older_than)` would delete."""
