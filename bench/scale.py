@@ -32,6 +32,9 @@ class Scale:
     # 6. Registration: IDs per `jtm add -`, runs.
     register_ids: int
     register_runs: int
+    # 7. Metrics: the measured window and repetitions per side (tasks: `rate_tasks`).
+    metrics_window_s: float
+    metrics_repeats: int
 
 
 FULL = Scale(
@@ -54,6 +57,8 @@ FULL = Scale(
     cli_runs=7,
     register_ids=10_000,
     register_runs=3,
+    metrics_window_s=15.0,
+    metrics_repeats=3,
 )
 
 SMOKE = Scale(
@@ -76,6 +81,8 @@ SMOKE = Scale(
     cli_runs=1,
     register_ids=100,
     register_runs=1,
+    metrics_window_s=1.0,
+    metrics_repeats=1,
 )
 
 SCALES = {s.name: s for s in (FULL, SMOKE)}

@@ -22,6 +22,7 @@ from monitor.config import Secret, Settings
 from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
+from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
 from monitor.notify.service import Notifications
 from monitor.poller import Poller
 from monitor.store import Store
@@ -48,18 +49,22 @@ class Runtime:
 
 @dataclass(frozen=True, slots=True)
 class Builder:
-    """Builds runtimes for one daemon: what every runtime of its life shares."""
+    """Builds runtimes for one daemon: what every runtime of its life shares (its one
+    `telemetry` among them: every client and poller reports to the daemon's metrics)."""
 
     store: Store
     heartbeat: HeartbeatWriter
     backlog: Backlog
     log: FilteringBoundLogger
     watched_since: datetime
+    telemetry: Telemetry = NO_TELEMETRY
     notify: Notifications | None = None  # None: a daemon without notifications (tests)
 
     def __call__(self, settings: Settings, token: Secret, gate: SiteGate) -> Runtime:
         concurrency = settings.poll.concurrency
-        client = JiraClient(settings.jira, token, pool_size=concurrency, gate=gate)
+        client = JiraClient(
+            settings.jira, token, pool_size=concurrency, gate=gate, telemetry=self.telemetry
+        )
         workers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jtm-poll")
         poller = Poller(
             self.store,
@@ -70,6 +75,7 @@ class Builder:
             log=self.log,
             watched_since=self.watched_since,
             backlog=self.backlog,
+            telemetry=self.telemetry,
             notify=None if self.notify is None else self.notify.router(settings),
         )
         return Runtime(settings, client, workers, poller)

@@ -17,7 +17,7 @@ import pytest
 from bench import report as bench_report
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = {"cpu", "throughput", "memory", "storage", "cli", "registration"}
+FIGURES = {"cpu", "throughput", "memory", "storage", "cli", "registration", "metrics"}
 
 
 @pytest.mark.slow

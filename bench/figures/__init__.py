@@ -1,11 +1,11 @@
-"""The six figures; each module's `run(scale, sim, workdir)` returns its `Result`s."""
+"""The seven figures; each module's `run(scale, sim, workdir)` returns its `Result`s."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.figures import cli, cpu, memory, registration, storage, throughput
+from bench.figures import cli, cpu, memory, metrics, registration, storage, throughput
 from bench.harness import SimProcess
 from bench.report import Result
 from bench.scale import Scale
@@ -19,4 +19,5 @@ FIGURES: dict[str, Figure] = {
     "storage": storage.run,
     "cli": cli.run,
     "registration": registration.run,
+    "metrics": metrics.run,
 }
