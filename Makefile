@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-postgresql test-long lint typecheck pytest check-unit system-test format lock clean bench bench-smoke
+.PHONY: setup demo test test-postgresql test-long lint typecheck pytest check-unit metrics-test \
+	system-test format lock clean bench bench-smoke
 
 $(STAMP): pyproject.toml requirements/runtime.lock requirements/dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -44,6 +45,21 @@ test-long: setup
 # The systemd unit, with systemd's own tools (skipped with a message where they are missing).
 check-unit:
 	systemd/check
+
+# Prometheus's own tools on the metrics (the tests marked `prometheus`, about a minute):
+# promtool on the alert rules and a live scrape, a real Prometheus scraping a real daemon.
+# Installs Debian's prometheus (which carries promtool) and prometheus-alertmanager when
+# missing (apt-get: CI runs as root).
+PROMETHEUS_PACKAGES := prometheus prometheus-alertmanager
+
+metrics-test: setup
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
+	    || ! command -v prometheus-alertmanager >/dev/null; then \
+	  echo "installing $(PROMETHEUS_PACKAGES) with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $(PROMETHEUS_PACKAGES) >/dev/null; \
+	fi
+	$(BIN)/pytest -m prometheus
 
 # The service as installed, under a real systemd: boots Debian 12 under QEMU (software
 # emulation) and runs tests/system/guest/checks.py there; as root, a few minutes (more the

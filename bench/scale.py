@@ -32,7 +32,10 @@ class Scale:
     # 6. Registration: IDs per `jtm add -`, runs.
     register_ids: int
     register_runs: int
-    # 7. Several instances on PostgreSQL: tasks, all due every interval.
+    # 7. Metrics: the measured window and repetitions per side (tasks: `rate_tasks`).
+    metrics_window_s: float
+    metrics_repeats: int
+    # 8. Several instances on PostgreSQL: tasks, all due every interval.
     pg_tasks: int
     pg_interval_s: float
 
@@ -57,6 +60,8 @@ FULL = Scale(
     cli_runs=7,
     register_ids=10_000,
     register_runs=3,
+    metrics_window_s=15.0,
+    metrics_repeats=3,
     pg_tasks=10_000,
     pg_interval_s=30.0,
 )
@@ -81,6 +86,8 @@ SMOKE = Scale(
     cli_runs=1,
     register_ids=100,
     register_runs=1,
+    metrics_window_s=1.0,
+    metrics_repeats=1,
     pg_tasks=30,
     pg_interval_s=2.0,
 )

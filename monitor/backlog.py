@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from structlog.typing import FilteringBoundLogger
 
 from monitor.errors import StoreUnavailable
+from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
 from monitor.outcome import Outcome
 from monitor.records import Task
 from monitor.statefile import StoreTrouble
@@ -48,7 +49,14 @@ class Held:
 
 
 class Backlog:
-    def __init__(self, log: FilteringBoundLogger, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        log: FilteringBoundLogger,
+        clock: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry = NO_TELEMETRY,
+    ):
+        """`telemetry` is told of each write that failed for the storage (`monitor.metrics`)."""
+        self.telemetry = telemetry
         self.log = log
         self.log_every_s = 30.0
         self._clock = clock
@@ -146,6 +154,7 @@ class Backlog:
 
     def failed(self, error: Exception) -> None:
         """A write failed for the storage: log it if none was logged for `log_every_s`."""
+        self.telemetry.store_failed()
         now = self._clock()
         with self._lock:
             if self._since is None:

@@ -25,6 +25,7 @@ from structlog.typing import FilteringBoundLogger
 
 from monitor.errors import JiraError
 from monitor.logs import get_logger
+from monitor.metrics.hooks import NO_TELEMETRY, CancelResult, Telemetry
 from monitor.notify.events import NotifyEvent
 from monitor.notify.router import Router
 from monitor.outcome import OutboxRow
@@ -61,8 +62,10 @@ class Canceller:
         grace_s: float,
         *,
         log: FilteringBoundLogger | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
         notify: Router | None = None,
     ) -> None:
+        self.telemetry = telemetry
         self.store = store
         self.notify = notify
         self.cancel = cancel
@@ -77,8 +80,11 @@ class Canceller:
                 continue  # verdicts and retries wait for a poll that saw the task still going
             if task.cancel_attempts >= MAX_ATTEMPTS:
                 self._unconfirmed(task, now)
-            elif self.attempt(task, now).kind is Attempt.SENT:
-                sent += 1
+            else:
+                kind = self.attempt(task, now).kind
+                if kind is not Attempt.TAKEN:
+                    self.telemetry.cancel(task.ref.kind, CancelResult(str(kind)))
+                sent += kind is Attempt.SENT
         return sent
 
     def attempt(self, task: Task, now: datetime) -> AttemptResult:
@@ -142,6 +148,7 @@ class Canceller:
             self._notices(NotifyEvent.TASK_CANCEL_UNCONFIRMED, task, now, detail, "stopped trying"),
         )
         if closed:
+            self.telemetry.cancel(task.ref.kind, CancelResult.UNCONFIRMED)
             self.log.warning(
                 "task.cancel_unconfirmed",
                 task_id=task.task_id,

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
+from monitor.metrics.address import ListenAddress, parse_listen
 from monitor.states import TimeoutAction
 from monitor.taskref import is_loopback_host
 
@@ -338,6 +339,11 @@ def jira_url(value: object) -> str:
     if parts.scheme == "http" and not is_loopback_host(host):
         raise ValueError("http:// is allowed only for loopback hosts (localhost, 127.*, ::1)")
     return url.rstrip("/")
+
+
+def listen_address(value: object) -> ListenAddress:
+    """`[metrics] listen`: `HOST:PORT`, `[IPV6]:PORT` or `unix:PATH` (monitor.metrics.address)."""
+    return parse_listen(string(value))
 
 
 def email_address(value: object) -> str:

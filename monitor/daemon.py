@@ -31,12 +31,18 @@ tick swaps it in. The site's request gate (`SiteGate`) carries over while `jira.
 unchanged, so a reload never lets a burst past the rate cap. `jira.url` and `database.url`
 are the daemon's identity (the watched IDs belong to one site and one database): a reload
 that changes either is refused as a whole, as is an invalid config or an unreadable token,
-and the old config stays in force.
+and the old config stays in force. So is a change of `metrics.listen`: the endpoint's socket
+is bound once, at the start.
 
 Several instances (`monitor.sharing`). On PostgreSQL, instances on any hosts share the tasks:
 due tasks are claimed with a lease, the main loop syncs the site's pause and this instance's
 share of the rate cap once a second, and retention takes a daily turn. On SQLite a second
 daemon on the same file is refused at start.
+
+Metrics (`monitor.metrics`). With `[metrics] listen`, the daemon builds an `Endpoint` whose
+`Recorder` is the one `Telemetry` its parts report to (the backlog here, the gate, and every
+runtime's client and poller through the `Builder`); it serves once the database is open.
+Each instance serves its own: its counters are its own, the census is the database's.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerThreadPool
@@ -80,6 +86,7 @@ from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
+from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
 from monitor.notify.service import Notifications
 from monitor.pollreport import TickReport
 from monitor.reload import reread
@@ -90,6 +97,9 @@ from monitor.statefile import StateFile, state_dir
 from monitor.states import TaskState
 from monitor.store import Store
 from monitor.systemd import Notifier, Watchdog
+
+if TYPE_CHECKING:
+    from monitor.metrics.endpoint import Endpoint
 
 TICK_MIN_S = 0.25
 TICK_MAX_S = 5.0
@@ -134,7 +144,9 @@ class Daemon:
         self.sharing: Sharing | None = None
         """This instance's part in sharing a PostgreSQL database with others (None: alone)."""
         self._sole: IO[bytes] | None = None  # on SQLite, the lock that keeps others off
-        self.backlog = Backlog(self.log)
+        self.endpoint = _metrics_endpoint(settings)
+        self.telemetry: Telemetry = self.endpoint.recorder if self.endpoint else NO_TELEMETRY
+        self.backlog = Backlog(self.log, telemetry=self.telemetry)
         self.notify: Notifications | None = None  # built with the database (`_start`)
         state = StateFile(state_dir(self.env, settings.database.url), self.instance)
         self.heartbeat = HeartbeatWriter(
@@ -183,6 +195,7 @@ class Daemon:
             self.log,
             self.started_at,
             guard=guard,
+            telemetry=self.telemetry,
             notify=self.notify,
         )
         self._runtime, self._gate = self._build(self.settings, token, gate), gate
@@ -206,14 +219,18 @@ class Daemon:
             store = Store(engine)
             if is_shared(settings):
                 self.sharing = Sharing(store, self.instance, settings, self.log)
+            if self.endpoint is not None:
+                self.endpoint.start(engine, lambda: self.settings)
             self.notify = Notifications(settings, engine, self.log)
-            runtime = self.install(store, self._token, SiteGate(settings.jira.max_rps))
+            runtime = self.install(store, self._token, self.new_gate(settings))
             if self.sharing is not None:
                 self.sharing.start(runtime.client.gate, lambda: self.heartbeat.write(store))
             self._check_credentials(runtime.client)
         except BaseException:
             if self._runtime is not None:
                 self._runtime.close()
+            if self.endpoint is not None:
+                self.endpoint.close()
             engine.dispose()
             raise
         scheduler = self._scheduler(store)
@@ -312,6 +329,8 @@ class Daemon:
         if self.notify is not None:
             self.notify.stop()
         counts = _counts(store) or {}
+        if self.endpoint is not None:
+            self.endpoint.close()
         store.engine.dispose()
         self.log.info(
             "daemon.stopped",
@@ -380,11 +399,15 @@ class Daemon:
         assert gate is not None
         if gate.max_rps == settings.jira.max_rps:
             return gate
-        gate = SiteGate(settings.jira.max_rps)
+        gate = self.new_gate(settings)
         if self.sharing is not None:
             self.sharing.settings = settings
             self.sharing.apply(gate)  # this instance's share from its first request
         return gate
+
+    def new_gate(self, settings: Settings) -> SiteGate:
+        """A gate for the site at `settings`' rate, reporting its pauses to the metrics."""
+        return SiteGate(settings.jira.max_rps, telemetry=self.telemetry)
 
     def _check_credentials(self, client: JiraClient) -> None:
         """Refuse to start on credentials Jira rejects (exit 77: a restart cannot help);
@@ -421,11 +444,13 @@ class Daemon:
     def tick(self, store: Store) -> TickReport | None:
         """One tick with the newest runtime (what the scheduler calls); None if it failed."""
         runtime = self._swap_in()
+        started = time.perf_counter()
         try:
             report = runtime.poller.tick(keep_going=self._keep_going)
             if self.notify is not None:
                 self.notify.wake()
             self.heartbeat.after_tick(store, report)
+            self.telemetry.tick(time.perf_counter() - started, datetime.now(UTC))
         except Exception as exc:
             # The scheduler would only log this and carry on; say it in our own words.
             self.log.exception("daemon.tick_failed")
@@ -468,6 +493,16 @@ class Daemon:
     def _report_status(self, store: Store, report: TickReport) -> None:
         trouble = self.backlog.state()
         self.notifier.status(status_line(_counts(store), report, datetime.now(UTC), trouble))
+
+
+def _metrics_endpoint(settings: Settings) -> Endpoint | None:
+    """The metrics endpoint if `[metrics] listen` is set; the metrics library is imported only
+    then."""
+    if settings.metrics.listen is None:
+        return None
+    from monitor.metrics.endpoint import Endpoint
+
+    return Endpoint(settings.metrics.listen)
 
 
 def _counts(store: Store) -> dict[str, int] | None:

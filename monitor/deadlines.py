@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from monitor.states import JiraStatus, TaskKind, TimeoutAction, TimeoutKind, is_terminal
+from monitor.states import JiraStatus, TaskKind, TaskState, TimeoutAction, TimeoutKind, is_terminal
 
 if TYPE_CHECKING:
     from monitor.config import TimeoutSettings
@@ -214,3 +214,21 @@ def stored_facts(task: Task) -> Facts | None:
         elapsed_runtime_ms=task.elapsed_runtime_ms,
         last_change_at=task.last_change_at,
     )
+
+
+def nearest_limit(task: Any, defaults: TimeoutSettings, now: datetime) -> tuple[str, float] | None:
+    """The limit that runs out first, and the seconds left (negative: passed); None if none.
+
+    The daemon's arithmetic, on the facts of the last poll (`jtm watch` and the metrics'
+    census show it).
+    """
+    if task.state != TaskState.WATCHING:
+        return None
+    facts = stored_facts(task)
+    if facts is None:
+        return None
+    left = time_left(facts, Limits.for_task(task, defaults), now)
+    if not left:
+        return None
+    kind, seconds = min(left, key=lambda item: item[1])
+    return str(kind), seconds

@@ -33,6 +33,7 @@ from monitor.errors import ClientClosed, JiraError, StoreUnavailable
 from monitor.jira import TaskInfo
 from monitor.jira.api import TaskApi
 from monitor.logs import get_logger
+from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
 from monitor.notify.router import Router
 from monitor.observation import JITTER, observe, observe_failure
 from monitor.outcome import Outcome
@@ -68,6 +69,7 @@ class Poller:
     `watched_since` is when this continuous run of observation began (the daemon's start):
     the monitor's own downtime before it never counts as a stall. `backlog` holds outcomes
     that could not be written yet; the daemon hands the same one to each poller it builds.
+    `telemetry` is told each written poll's outcome and each cancel step (`monitor.metrics`).
     """
 
     def __init__(
@@ -82,9 +84,11 @@ class Poller:
         rng: random.Random | None = None,
         watched_since: datetime | None = None,
         backlog: Backlog | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
         notify: Router | None = None,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry
         self.api = api
         self.poll = poll
         self.timeouts = timeouts
@@ -96,7 +100,12 @@ class Poller:
         self.backlog.log_every_s = poll.interval_s
         self.notify = notify  # decides the notifications written with each poll's events
         self.canceller = Canceller(
-            store, api.cancel_task, timeouts.cancel_grace_s, log=self.log, notify=notify
+            store,
+            api.cancel_task,
+            timeouts.cancel_grace_s,
+            log=self.log,
+            telemetry=telemetry,
+            notify=notify,
         )
 
     def tick(
@@ -306,6 +315,6 @@ class Poller:
     def _settle(self, outcome: Outcome, written: bool, report: TickReport) -> None:
         """Count and log a poll once its outcome is written (or lost its race)."""
         try:
-            report_poll(self.log, outcome, written, report)
+            report_poll(self.log, outcome, written, report, self.telemetry)
         except Exception as exc:
             self._isolate(outcome.task, exc, outcome.at, report)

@@ -13,6 +13,7 @@ from structlog.typing import FilteringBoundLogger
 
 from monitor.errors import JiraRateLimited
 from monitor.jira import TaskInfo
+from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
 from monitor.outcome import Happened, Outcome, json_result
 from monitor.records import Task
 from monitor.states import CancelSource, ErrorKind, JiraStatus
@@ -45,12 +46,18 @@ class TickReport:
 
 
 def report_poll(
-    log: FilteringBoundLogger, outcome: Outcome, written: bool, report: TickReport
+    log: FilteringBoundLogger,
+    outcome: Outcome,
+    written: bool,
+    report: TickReport,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> None:
-    """Count and log a poll once its outcome is written (or lost its race)."""
+    """Count and log a poll once its outcome is written (or lost its race); `telemetry` is
+    told of each written one (`monitor.metrics`)."""
     if not written:
         report.skipped += 1  # removed by the CLI, or polled by another instance meanwhile
         return
+    telemetry.polled(outcome)
     task = outcome.task
     if not outcome.happened.answered:
         report.failed += 1

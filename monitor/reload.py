@@ -14,8 +14,9 @@ from monitor.errors import ConfigError
 from monitor.notify.service import check_channels
 from monitor.settings import changed_keys
 
-RESTART_ONLY_KEYS = ("jira.url", "database.url")
-"""Keys a reload refuses to change: the daemon's site and database are fixed for its life."""
+RESTART_ONLY_KEYS = ("jira.url", "database.url", "metrics.listen")
+"""Keys a reload refuses to change: the daemon's site, database and metrics address are fixed
+for its life."""
 
 
 def reread(

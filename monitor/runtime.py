@@ -24,6 +24,7 @@ from monitor.heartbeat import HeartbeatWriter
 from monitor.jira import JiraClient
 from monitor.jira.api import TaskApi
 from monitor.jira.pacing import SiteGate
+from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
 from monitor.notify.service import Notifications
 from monitor.poller import Poller
 from monitor.store import Store
@@ -50,7 +51,8 @@ class Runtime:
 
 @dataclass(frozen=True, slots=True)
 class Builder:
-    """Builds runtimes for one daemon: what every runtime of its life shares.
+    """Builds runtimes for one daemon: what every runtime of its life shares (its one
+    `telemetry` among them: every client and poller reports to the daemon's metrics).
 
     `guard` wraps what the poller asks Jira through (an instance sharing the database with
     others sends nothing for a task whose lease it lost, `monitor.sharing.LeasedApi`)."""
@@ -61,11 +63,14 @@ class Builder:
     log: FilteringBoundLogger
     watched_since: datetime
     guard: Callable[[TaskApi], TaskApi] | None = None
+    telemetry: Telemetry = NO_TELEMETRY
     notify: Notifications | None = None  # None: a daemon without notifications (tests)
 
     def __call__(self, settings: Settings, token: Secret, gate: SiteGate) -> Runtime:
         concurrency = settings.poll.concurrency
-        client = JiraClient(settings.jira, token, pool_size=concurrency, gate=gate)
+        client = JiraClient(
+            settings.jira, token, pool_size=concurrency, gate=gate, telemetry=self.telemetry
+        )
         workers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jtm-poll")
         api = self.heartbeat.pulsing(client, self.store)
         poller = Poller(
@@ -77,6 +82,7 @@ class Builder:
             log=self.log,
             watched_since=self.watched_since,
             backlog=self.backlog,
+            telemetry=self.telemetry,
             notify=None if self.notify is None else self.notify.router(settings),
         )
         return Runtime(settings, client, workers, poller)

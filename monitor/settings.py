@@ -21,6 +21,7 @@ from typing import Any, get_type_hints
 from monitor import config_keys as keys
 from monitor.config_keys import Key, key, key_name, key_spec, required_key
 from monitor.errors import ConfigError
+from monitor.metrics.address import ListenAddress
 from monitor.notify.channels import Channel
 from monitor.states import Auth, LogFormat, LogLevel, TimeoutAction
 
@@ -84,6 +85,13 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    # None: no endpoint. Fixed for the daemon's life (`monitor.reload.RESTART_ONLY_KEYS`).
+    listen: ListenAddress | None = key(None, keys.optional(keys.listen_address))
+    per_task: bool = key(False, keys.boolean, "bool")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     jira: JiraSettings = field(default_factory=JiraSettings)
@@ -91,6 +99,7 @@ class Settings:
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     # The [[notify]] channels: an array of tables, its keys declared by `Channel`'s fields.
     notify: tuple[Channel, ...] = ()
     source: Path | None = None  # the file the settings came from; None when none was found

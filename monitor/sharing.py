@@ -13,7 +13,9 @@ On PostgreSQL any number of `jtm run` processes, on any hosts, share the registe
   one that was stopped past its leases sends nothing for them (`LeasedApi`);
 - a rate-limit pause seen by one instance is published to the database at once, and adopted
   by every other at its next sync (once a second, from the daemon's main loop, whatever a
-  tick does);
+  tick does); an adopted pause counts in the adopting instance's metrics as a rate-limit
+  pause (each instance's `jtm_jira_paused_seconds_total` is the time it was paused), its
+  own pause coming back from the database does not count twice;
 - retention takes a daily turn: one instance prunes, the others skip that day's run.
 
 On SQLite one daemon at a time: a second one on the same database file is refused
@@ -45,6 +47,7 @@ from monitor.errors import ClientClosed, StoreError
 from monitor.jira import TaskInfo
 from monitor.jira.api import TaskApi
 from monitor.jira.pacing import SiteGate
+from monitor.metrics.site import PauseReason
 from monitor.records import STALE_AFTER_S
 from monitor.sqlite_path import sqlite_file
 from monitor.store import Store
@@ -114,6 +117,7 @@ class Sharing:
     instances: int = 1
     leases: Leases = field(default_factory=Leases)
     _synced_at: float = field(default=-math.inf)
+    _published: datetime | None = None  # the end of the last pause this instance published
 
     def guard(self, api: TaskApi) -> TaskApi:
         """`api`, sending no request for a task whose lease ran out (`LeasedApi`)."""
@@ -153,8 +157,15 @@ class Sharing:
             until = now + timedelta(seconds=local - monotonic)
             if shared is None or until > shared + timedelta(seconds=_PUBLISH_SLACK_S):
                 extend_shared(engine, SITE_PAUSE, self.instance, until, now)
+                self._published = until
         if shared is not None and shared > now:
-            gate.pause((shared - now).total_seconds())
+            published = self._published
+            ours = published is not None and shared <= published + timedelta(
+                seconds=_PUBLISH_SLACK_S
+            )
+            # Another instance's pause counts in this one's metrics; this one's own, back
+            # from the database, was counted when its rate-limit answer came.
+            gate.pause((shared - now).total_seconds(), None if ours else PauseReason.RATE_LIMITED)
         counted = live_instances(engine, now, STALE_AFTER_S)
         if counted != self.instances and counted > 0:
             self.log.info("daemon.instances_changed", instances=counted, was=self.instances)
@@ -165,10 +176,10 @@ class Sharing:
         """Tell the other instances that the site is paused for `seconds` from now (from the
         worker that got the rate-limit answer); never raises: the next sync tries again."""
         now = datetime.now(UTC)
+        until = now + timedelta(seconds=seconds)
         try:
-            extend_shared(
-                self.store.engine, SITE_PAUSE, self.instance, now + timedelta(seconds=seconds), now
-            )
+            extend_shared(self.store.engine, SITE_PAUSE, self.instance, until, now)
+            self._published = until
         except Exception as exc:
             self.log.warning("daemon.sync_failed", error=str(exc))
 

@@ -23,8 +23,8 @@ from typing import Any, TextIO
 
 import click
 
-from monitor.config import Settings, TimeoutSettings
-from monitor.deadlines import Limits, stored_facts, time_left
+from monitor.config import Settings
+from monitor.deadlines import nearest_limit
 from monitor.durations import format_approx
 from monitor.health import (
     DaemonHealth,
@@ -61,23 +61,6 @@ def eta_seconds(points: Sequence[tuple[datetime, int]], now: datetime) -> float 
         return None
     rate = (last - first) / elapsed  # percent per second
     return (100 - last) / rate
-
-
-def nearest_limit(task: Any, defaults: TimeoutSettings, now: datetime) -> tuple[str, float] | None:
-    """The limit that runs out first, and the seconds left (negative: passed); None if none.
-
-    The same arithmetic as the daemon's (`monitor.deadlines`), on the facts of the last poll.
-    """
-    if task.state != TaskState.WATCHING:
-        return None
-    facts = stored_facts(task)
-    if facts is None:
-        return None
-    left = time_left(facts, Limits.for_task(task, defaults), now)
-    if not left:
-        return None
-    kind, seconds = min(left, key=lambda item: item[1])
-    return str(kind), seconds
 
 
 # --- the view -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from bench import report as bench_report
 from tests.databases import postgresql_server
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = {"cpu", "throughput", "memory", "storage", "cli", "registration"}
+FIGURES = {"cpu", "throughput", "memory", "storage", "cli", "registration", "metrics"}
 """Measured everywhere; `instances` also, with a PostgreSQL server (`TEST_POSTGRESQL_URL`)."""
 
 

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,8 @@ def test_tasks_and_bulk_operations_side_by_side(sim: Simulator, tmp_path: Path) 
                    failures=FAILURES, iso_times=True)
     )  # fmt: skip
     sim.add_task(TaskScript("501", kind="bulk", queued_s=0.2, run_s=20.0, stall_at=30))
-    sim.add_task(TaskScript("502", kind="bulk", queued_s=0.2, run_s=60.0, expire_after_s=6.0))
+    expiring = TaskScript("502", kind="bulk", queued_s=0.2, run_s=60.0)
+    sim.add_task(expiring)
     config = write_config(tmp_path, sim, SIM_EMAIL, timeouts={"action": "cancel"})
     env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
 
@@ -43,6 +45,9 @@ def test_tasks_and_bulk_operations_side_by_side(sim: Simulator, tmp_path: Path) 
 
     daemon = Daemon(config, env)
     try:
+        # Jira forgets bulk:502 once the monitor has seen it (its ~14-day retention, in short).
+        wait_for(lambda: _answered(sim, "/bulk/queue/502"), what="a poll of bulk:502")
+        sim.add_task(replace(expiring, expire_after_s=0.0))
         daemon.wait_event("task.finished", count=2)
         daemon.wait_event("task.gone")
         wait_for(lambda: bool(daemon.events("task.timeout")), what="the stall of bulk:501")
@@ -103,3 +108,7 @@ def test_tasks_and_bulk_operations_side_by_side(sim: Simulator, tmp_path: Path) 
     assert "bulk operation: Jira has no cancel for those" in cancel.stderr
     removed = jtm(config, "remove", "bulk:501", env=env)
     assert removed.stdout == "removed: bulk:501\n"
+
+
+def _answered(sim: Simulator, path: str) -> bool:
+    return any(r.path.endswith(path) and r.status == 200 for r in sim.requests_log())

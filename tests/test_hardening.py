@@ -8,6 +8,8 @@ stop, which exercises every thread it starts (scheduler, poll workers, SQLite, H
   `RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX`: every system call and socket family
   the daemon makes, traced with strace, must be in what the unit allows (as expanded by
   `systemd-analyze syscall-filter`). A call outside it would fail with EPERM under systemd.
+Both runs serve the metrics endpoint and are scraped, so its listening socket and its
+threads are held to the same rules.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tests import mdwe
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import base_env, jtm, wait_for, write_config
 from tests.notify import JournalDaemon, NotifyListener
+from tests.scrape import free_port, scrape
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "jira-task-monitor.service"
 MDWE = [sys.executable, str(Path(mdwe.__file__).resolve())]
@@ -72,12 +75,14 @@ def test_the_daemon_and_its_threads_run_under_memory_deny_write_execute(
     assert _unit_values("MemoryDenyWriteExecute") == ["yes"]
     for n in range(6):  # more tasks than workers: every pool thread gets started
         sim.add_task(TaskScript(f"m{n}", queued_s=0.1, run_s=0.5, outcome="COMPLETE"))
-    config = write_config(tmp_path, sim, SIM_EMAIL)
+    port = free_port()
+    config = write_config(tmp_path, sim, SIM_EMAIL, metrics={"listen": f"127.0.0.1:{port}"})
     env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN)
     assert jtm(config, "add", *(f"m{n}" for n in range(6)), env=env).returncode == 0
     daemon = JournalDaemon(config, env, journal_stream=None, wrapper=MDWE)
     try:
         wait_for(lambda: _count(daemon, "task.finished") == 6, what="6 tasks finished")
+        assert "jtm_tasks_finished_total" in scrape(port)[0]  # the endpoint's threads too
         daemon.proc.send_signal(signal.SIGHUP)
         daemon.wait_event("daemon.reloaded")
     finally:
@@ -143,7 +148,8 @@ def test_every_system_call_and_socket_family_the_daemon_uses_is_allowed_by_the_u
         pytest.skip(f"strace cannot trace here: {probe.stderr.decode().strip()}")
     sim.add_task(TaskScript("s1", queued_s=0.1, run_s=0.5, outcome="COMPLETE"))
     sim.add_task(TaskScript("s2", queued_s=0.1, run_s=0.5, outcome="FAILED"))
-    config = write_config(tmp_path, sim, SIM_EMAIL)
+    port = free_port()  # the metrics endpoint listens and is scraped, under the same rules
+    config = write_config(tmp_path, sim, SIM_EMAIL, metrics={"listen": f"127.0.0.1:{port}"})
     trace = tmp_path / "trace"
     listener = NotifyListener()
     env = base_env(JTM_JIRA_TOKEN=SIM_TOKEN, NOTIFY_SOCKET=listener.address)
@@ -154,6 +160,7 @@ def test_every_system_call_and_socket_family_the_daemon_uses_is_allowed_by_the_u
         listener.wait("READY", "1")
         pid = int(listener.with_key("READY")[0].fields["MAINPID"])
         wait_for(lambda: _count(daemon, "task.finished") == 2, what="2 tasks finished")
+        assert "jtm_tasks_finished_total" in scrape(port)[0]
         listener.wait("WATCHDOG", "1")
         os.kill(pid, signal.SIGHUP)
         daemon.wait_event("daemon.reloaded")
@@ -166,6 +173,7 @@ def test_every_system_call_and_socket_family_the_daemon_uses_is_allowed_by_the_u
     text = trace.read_text()
     used = set(re.findall(r"^\d+\s+(?:<\.\.\. )?([a-z_0-9]+)(?:\(| resumed>)", text, re.M))
     assert {"socket", "sendto", "connect", "mmap", "mprotect"} <= used, sorted(used)
+    assert {"bind", "listen"} <= used and used & {"accept", "accept4"}  # the endpoint
     assert used & {"clone", "clone3"}  # threads were started
     # Only as root (as tests may run), SQLite gives its -wal and -shm files the database's
     # owner with fchown(); the service runs as its own user (User=) and never does.

@@ -25,6 +25,8 @@ from sqlalchemy import select, text
 
 from monitor.config import DatabaseSettings, Settings
 from monitor.database import SCHEMA_HEAD, migrate, migrations_path, open_database, transaction
+from monitor.jira.pacing import SiteGate
+from monitor.metrics.site import PauseReason
 from monitor.schema import SNAPSHOTS
 from monitor.sharing import Sharing
 from monitor.simulator import Fault, Simulator, TaskScript
@@ -163,6 +165,39 @@ def test_retention_runs_on_one_instance_a_day(pg_url: str) -> None:
         assert not b.retention_turn(T0 + timedelta(hours=1), day)
         assert not a.retention_turn(T0 + timedelta(hours=2), day)  # not twice a day either
         assert b.retention_turn(T0 + timedelta(days=1), day)
+    finally:
+        engine.dispose()
+
+
+class _Pauses:
+    """A `SiteTelemetry` that keeps the pauses it is told of."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[PauseReason, bool]] = []
+
+    def request(self, status: int | None, seconds: float) -> None:
+        pass
+
+    def paused(self, reason: PauseReason, seconds: float, *, new: bool) -> None:
+        self.pauses.append((reason, new))
+
+
+@pytest.mark.postgresql
+def test_a_pause_adopted_from_another_instance_counts_in_its_metrics_once(pg_url: str) -> None:
+    engine = open_database(pg_url)
+    try:
+        settings = Settings(database=DatabaseSettings(pg_url))
+        a, b = (Sharing(Store(engine), name, settings, structlog.get_logger()) for name in "ab")
+        seen_a, seen_b = _Pauses(), _Pauses()
+        gate_a, gate_b = SiteGate(10.0, telemetry=seen_a), SiteGate(10.0, telemetry=seen_b)
+        a.apply(gate_a)
+        b.apply(gate_b)
+        gate_a.rate_limited(30.0)  # a 429 that `a` got: counted there, published
+        assert seen_a.pauses == [(PauseReason.RATE_LIMITED, True)]
+        b.sync(gate_b, datetime.now(UTC), time.monotonic())
+        assert seen_b.pauses == [(PauseReason.RATE_LIMITED, True)]  # `b` is paused too
+        a.sync(gate_a, datetime.now(UTC), time.monotonic())
+        assert seen_a.pauses == [(PauseReason.RATE_LIMITED, True)]  # its own: not again
     finally:
         engine.dispose()
 

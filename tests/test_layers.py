@@ -10,16 +10,18 @@ import monitor
 PACKAGE = Path(monitor.__file__).parent
 
 LAYERS = [
-    ["states", "errors", "durations", "terminal", "palette", "systemd", "logs"],
+    ["states", "errors", "durations", "terminal", "palette", "systemd", "logs",
+     "metrics.site", "metrics.address", "metrics.names"],
     ["taskref", "sqlite_path", "config_keys", "notify.events", "notify.channels", "settings",
      "config", "schema", "records", "deadlines"],
     ["jira.payload", "jira.bulk", "jira.pacing", "jira.deadline", "jira.diagnosis",
      "jira.transport", "jira.client", "jira", "jira.api"],
-    ["outcome", "observation", "notify.router"],
+    ["outcome", "observation", "notify.router", "metrics.hooks"],
     ["postgresql", "database", "store.queries", "statefile", "store.outbox", "store.polls",
      "store.shared", "store", "store.copy"],
     ["backlog", "notify.transport", "notify.delivery", "notify.service", "canceller",
-     "pollreport", "retention"],
+     "pollreport", "retention", "metrics.recorder", "metrics.census", "metrics.exposition",
+     "metrics.server", "metrics.endpoint"],
     ["heartbeat", "poller", "daemon_status"],
     ["runtime", "reload", "sharing"],
     ["daemon"],
@@ -62,3 +64,5 @@ def test_systemd_and_the_pure_decision_stay_where_they_are() -> None:
     assert imported("systemd") == set()
     assert not {"store", "store.polls", "database"} & imported("observation")
     assert "poller" not in imported("heartbeat")
+    # The Jira layer sees only the metrics' site hooks, never the poll-level ones.
+    assert {"metrics.site"} == {m for m in imported("jira.client") if m.startswith("metrics")}

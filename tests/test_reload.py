@@ -155,14 +155,16 @@ def test_sighup_with_a_bad_config_keeps_the_old_one_and_says_why(
         bad_value = good.replace('"1s"', '"soon"', 1)
         moved = good.replace("monitor.db", "elsewhere.db")
         other_site = _config_text(tmp_path, sim, jira={"url": "http://127.0.0.2:9"})
-        for text in (misspelt, bad_value, moved, other_site):
+        endpoint = good + '[metrics]\nlisten = "127.0.0.1:9464"\n'
+        for text in (misspelt, bad_value, moved, other_site, endpoint):
             _reload(daemon, listener, config, text, logs="daemon.reload_failed")
         errors = [e["error"] for e in daemon.events("daemon.reload_failed")]
-        assert len(errors) == 4, errors
+        assert len(errors) == 5, errors
         assert "poll.intervall" in errors[0] and "poll.interval" in errors[0]
         assert "soon" in errors[1]
         assert "database.url" in errors[2] and "restart" in errors[2]
         assert "jira.url" in errors[3] and "restart" in errors[3]
+        assert "metrics.listen" in errors[4] and "restart" in errors[4]
         assert all("\n" not in error for error in errors)
         assert daemon.events("daemon.reloaded") == []
         assert "reload failed, old config kept" in listener.with_key("READY")[-1].fields["STATUS"]

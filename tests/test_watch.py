@@ -24,10 +24,11 @@ from click.testing import CliRunner
 from monitor.cli import cli
 from monitor.config import TimeoutSettings
 from monitor.database import open_database
+from monitor.deadlines import nearest_limit
 from monitor.health import DaemonHealth, DaemonState
 from monitor.simulator import Simulator, TaskScript
 from monitor.store import Registration, Store
-from monitor.watch import Look, Row, View, bar, eta_seconds, nearest_limit, render
+from monitor.watch import Look, Row, View, bar, eta_seconds, render
 from tests.conftest import SIM_EMAIL, SIM_TOKEN
 from tests.helpers import JTM, Daemon, base_env, record, write_config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.figures import cli, cpu, instances, memory, registration, storage, throughput
+from bench.figures import cli, cpu, instances, memory, metrics, registration, storage, throughput
 from bench.harness import SimProcess
 from bench.report import Result
 from bench.scale import Scale
@@ -19,5 +19,6 @@ FIGURES: dict[str, Figure] = {
     "storage": storage.run,
     "cli": cli.run,
     "registration": registration.run,
+    "metrics": metrics.run,
     "instances": instances.run,
 }

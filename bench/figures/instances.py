@@ -1,4 +1,4 @@
-"""Figure 7: several instances on PostgreSQL (needs a server: `TEST_POSTGRESQL_URL`, which
+"""Figure 8: several instances on PostgreSQL (needs a server: `TEST_POSTGRESQL_URL`, which
 `make bench` sets with .ci/with-postgresql; without one the figure is skipped).
 
 1. Three `jtm run` processes share `pg_tasks` tasks, all due every `pg_interval_s`: the polls

@@ -24,6 +24,7 @@ COMMAND_MODULES = {
     "notify": "notify",
     **dict.fromkeys(("status", "check", "watch"), "inspect"),
     **dict.fromkeys(("run", "db", "prune", "simulate", "demo"), "service"),
+    "metrics": "metrics",
 }
 """Each command's module under `monitor.cli` (its `COMMANDS`), imported when it is needed."""
 

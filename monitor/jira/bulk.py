@@ -21,15 +21,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from monitor.errors import JiraBadResponse
 from monitor.jira.payload import (
-    _KNOWN_STATUSES,
     BulkCounts,
     TaskInfo,
     _instant,
     _integer,
     _load_object,
     _show,
+    status_of,
 )
 from monitor.states import is_terminal
 
@@ -41,11 +40,7 @@ def parse_bulk(body: bytes, *, expected_id: str) -> TaskInfo:
     data = _load_object(body)
     anomalies: list[str] = []
 
-    status = data.get("status")
-    if not isinstance(status, str) or not status.strip():
-        raise JiraBadResponse(f"no usable status, got {_show(status)}")
-    if status not in _KNOWN_STATUSES:
-        anomalies.append(f"status: unknown value {_show(status)}")
+    status = status_of(data, anomalies)
 
     task_id = data.get("taskId")
     if "taskId" not in data:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import http.cookiejar
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from types import TracebackType
@@ -71,6 +72,7 @@ from monitor.jira.diagnosis import (
 from monitor.jira.pacing import SiteGate, http_date, rate_limit_reset_seconds, retry_after_seconds
 from monitor.jira.payload import TaskInfo, parse_task
 from monitor.jira.transport import Templates, settle_environment
+from monitor.metrics.site import NO_SITE_TELEMETRY, SiteTelemetry
 from monitor.states import Auth, TaskKind
 from monitor.taskref import TaskRef, as_ref
 
@@ -121,7 +123,10 @@ class JiraClient:
         pool_size: int = 4,
         gate: SiteGate | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        telemetry: SiteTelemetry = NO_SITE_TELEMETRY,
     ) -> None:
+        """`telemetry` is told each request's status and duration (`monitor.metrics`)."""
+        self._telemetry = telemetry
         # `settings` were checked when loaded (`config_keys.jira_url`): the URL is trusted as is.
         self._base = settings.require_url()
         self._origin = origin(self._base)
@@ -247,6 +252,7 @@ class JiraClient:
         if self._closed:
             raise ClientClosed()
         self.gate.acquire()
+        started = time.perf_counter()
         error: JiraError | None = None
         timeout = self._settings.timeout_s
         with RequestDeadline(timeout) as deadline:
@@ -266,6 +272,10 @@ class JiraClient:
                 # Built here, raised below: the original exception (which references the
                 # prepared request and so its Authorization header) is neither chained nor kept.
                 error = JiraUnreachable(self._transport_message(exc))
+        answered = error is None and not deadline.expired
+        self._telemetry.request(
+            response.status_code if answered else None, time.perf_counter() - started
+        )
         if deadline.expired:
             # Whatever the shut-down socket made of the answer (an error, or a body cut short
             # that would look complete without a Content-Length), it is not an answer.

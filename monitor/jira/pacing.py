@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from monitor.errors import ClientClosed
+from monitor.metrics.site import NO_SITE_TELEMETRY, PauseReason, SiteTelemetry
 
 __all__ = [
     "AUTH_PAUSE_AFTER",
@@ -81,7 +82,10 @@ class SiteGate:
         max_rps: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
+        telemetry: SiteTelemetry = NO_SITE_TELEMETRY,
     ) -> None:
+        """`telemetry` is told how much each pause adds (`monitor.metrics`)."""
+        self._telemetry = telemetry
         if not (math.isfinite(max_rps) and max_rps > 0):
             raise ValueError(f"max_rps must be a positive number, got {max_rps!r}")
         self.max_rps = max_rps
@@ -140,12 +144,17 @@ class SiteGate:
                 self._recent = deque(self._recent, maxlen=window)
             self._spacing = 1.0 / rate
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, reason: PauseReason | None = None) -> None:
         """Stop all sending for `seconds` from now, unless a longer pause is already in force."""
         if not math.isfinite(seconds) or seconds <= 0:
             return
         with self._lock:
-            self._pause_deadline = max(self._pause_deadline, self._clock() + seconds)
+            now = self._clock()
+            before = max(self._pause_deadline, now)
+            self._pause_deadline = max(self._pause_deadline, now + seconds)
+            added = self._pause_deadline - before
+        if reason is not None and added > 0:
+            self._telemetry.paused(reason, added, new=before == now)
 
     def rate_limited(self, retry_after_s: float | None) -> float:
         """Record a rate-limit answer from the site and pause it; return the pause (seconds).
@@ -160,7 +169,7 @@ class SiteGate:
         else:
             doubled = BACKOFF_INITIAL_S * 2.0 ** min(in_a_row - 1, 16)
             seconds = min(BACKOFF_MAX_S, doubled) * self._random.uniform(0.7, 1.3)
-        self.pause(seconds)
+        self.pause(seconds, PauseReason.RATE_LIMITED)
         if self.on_rate_limited is not None:
             self.on_rate_limited(seconds)
         return seconds
@@ -181,7 +190,7 @@ class SiteGate:
         if in_a_row < AUTH_PAUSE_AFTER:
             return None
         seconds = min(AUTH_PAUSE_MAX_S, AUTH_PAUSE_S * 2.0 ** min(in_a_row - AUTH_PAUSE_AFTER, 16))
-        self.pause(seconds)
+        self.pause(seconds, PauseReason.CREDENTIALS)
         return seconds
 
     def forbidden(self) -> float | None:
@@ -200,7 +209,7 @@ class SiteGate:
         seconds = min(
             AUTH_PAUSE_MAX_S, AUTH_PAUSE_S * 2.0 ** min(in_a_row - FORBIDDEN_PAUSE_AFTER, 16)
         )
-        self.pause(seconds)
+        self.pause(seconds, PauseReason.FORBIDDEN)
         return seconds
 
     def succeeded(self) -> None:

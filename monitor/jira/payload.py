@@ -95,11 +95,7 @@ def parse_task(body: bytes, *, expected_id: str) -> TaskInfo:
     data = _load_object(body)
     anomalies: list[str] = []
 
-    status = data.get("status")
-    if not isinstance(status, str) or not status.strip():
-        raise JiraBadResponse(f"no usable status, got {_show(status)}")
-    if status not in _KNOWN_STATUSES:
-        anomalies.append(f"status: unknown value {_show(status)}")
+    status = status_of(data, anomalies)
 
     if "id" not in data:
         anomalies.append("id: missing")
@@ -131,6 +127,17 @@ def parse_task(body: bytes, *, expected_id: str) -> TaskInfo:
         last_update=_instant(data, "lastUpdate", anomalies, required=True),
         anomalies=tuple(anomalies),
     )
+
+
+def status_of(data: dict[str, object], anomalies: list[str]) -> str:
+    """The body's `status`, kept verbatim; an undocumented value is an anomaly, a missing or
+    blank one makes the body unusable (`JiraBadResponse`)."""
+    status = data.get("status")
+    if not isinstance(status, str) or not status.strip():
+        raise JiraBadResponse(f"no usable status, got {_show(status)}")
+    if status not in _KNOWN_STATUSES:
+        anomalies.append(f"status: unknown value {_show(status)}")
+    return status
 
 
 def _load_object(body: bytes) -> dict[str, object]:
