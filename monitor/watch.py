@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import click
 
+from monitor.bulkcounts import issue_counts, issue_counts_text
 from monitor.config import Settings
 from monitor.deadlines import nearest_limit
 from monitor.durations import format_approx
@@ -34,7 +35,7 @@ from monitor.health import (
     with_state_files,
 )
 from monitor.palette import STATUS_COLOURS
-from monitor.records import STALE_AFTER_S, issue_counts, issue_counts_text
+from monitor.records import STALE_AFTER_S
 from monitor.states import JiraStatus, TaskState
 from monitor.store.queries import Filters, Queries
 from monitor.taskref import BULK_PREFIX
@@ -79,7 +80,7 @@ class Row:
     error: str | None
     timed_out: str | None
     error_kind: str | None = None  # an ErrorKind, when the error was stored with one
-    issues: str | None = None  # a bulk operation's counts (`records.issue_counts_text`)
+    issues: str | None = None  # a bulk operation's counts (`bulkcounts.issue_counts_text`)
 
 
 @dataclass(frozen=True, slots=True)

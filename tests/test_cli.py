@@ -359,3 +359,20 @@ def test_a_command_imports_only_its_own_module() -> None:
     assert "monitor.cli.tasks" in loaded
     for other in ("inspect", "service", "cancel"):
         assert f"monitor.cli.{other}'" not in loaded
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list", "--help"], ["show", "--help"]])
+def test_help_loads_no_database_library(argv: list[str]) -> None:
+    """Help (and shell completion of commands) stays quick: SQLAlchemy is loaded by the
+    commands that open a database, when they run, not by their modules."""
+    probe = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        f"sys.argv = ['jtm', *{argv!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('sqlalchemy' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip().splitlines()[-1] == "False"

@@ -10,7 +10,7 @@ import monitor
 PACKAGE = Path(monitor.__file__).parent
 
 LAYERS = [
-    ["states", "errors", "durations", "terminal", "palette", "systemd", "logs",
+    ["states", "errors", "durations", "terminal", "palette", "systemd", "logs", "bulkcounts",
      "metrics.site", "metrics.address", "metrics.names"],
     ["taskref", "sqlite_path", "config_keys", "notify.events", "notify.channels", "settings",
      "config", "schema", "records", "deadlines"],

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
+from monitor.bulkcounts import ISSUE_COUNTS, issue_counts, issue_counts_text
 from monitor.durations import format_approx
 from monitor.palette import STATE_COLOURS, STATUS_COLOURS
-from monitor.records import ISSUE_COUNTS, issue_counts, issue_counts_text
 from monitor.states import ErrorKind, TaskKind
 from monitor.terminal import visible
 

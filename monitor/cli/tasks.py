@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from monitor.bulkcounts import issue_counts_text
 from monitor.cli.context import AppContext, pass_app
 from monitor.cli.failures import emit_failures
 from monitor.cli.options import complete_task_id, filter_options, output_format
@@ -31,7 +32,6 @@ from monitor.cli.output import (
 )
 from monitor.cli.params import DURATION, LABEL
 from monitor.errors import UsageError
-from monitor.records import issue_counts_text
 from monitor.states import EventKind, TaskState, TimeoutAction
 from monitor.taskref import TaskRef
 from monitor.terminal import visible
