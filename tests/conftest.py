@@ -26,6 +26,7 @@ from monitor.poller import Poller
 from monitor.simulator import Simulator
 from monitor.states import LogFormat
 from monitor.store import Store
+from tests.databases import NO_SERVER, postgresql_schema, postgresql_server
 from tests.notify import NotifyListener
 from tests.receiver import Receiver
 
@@ -37,6 +38,16 @@ SIM_TOKEN = "canary-TOKEN-5e1f9c"
 def sim() -> Iterator[Simulator]:
     with Simulator(auth="basic", email=SIM_EMAIL, token=SIM_TOKEN) as simulator:
         yield simulator
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL server; skipped (with the reason) without one."""
+    server = postgresql_server()
+    if server is None:
+        pytest.skip(NO_SERVER)
+    with postgresql_schema(server) as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import os
 import signal
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -36,7 +35,6 @@ from monitor.store.queries import Filters, Queries
 from monitor.store.shared import Claims
 from monitor.taskref import TaskRef
 from tests.conftest import SIM_EMAIL, SIM_TOKEN, RunCli
-from tests.databases import NO_SERVER, postgresql_schema, postgresql_server
 from tests.helpers import Daemon, base_env, jtm, polled, wait_for, write_config
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -51,15 +49,6 @@ STATUS_ORDER = {
     "DEAD": 3,
     "CANCELLED": 3,
 }
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    server = postgresql_server()
-    if server is None:
-        pytest.skip(NO_SERVER)
-    with postgresql_schema(server) as url:
-        yield url
 
 
 def _instances(config: Path, env: dict[str, str]) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -19,19 +18,9 @@ from monitor.notify.events import Notice, NotifyEvent
 from monitor.notify.router import Router
 from monitor.notify.transport import Message
 from monitor.store.outbox import Outbox
-from tests.databases import NO_SERVER, postgresql_schema, postgresql_server
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CHANNEL = Channel("hook", "json://127.0.0.1:9/")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    server = postgresql_server()
-    if server is None:
-        pytest.skip(NO_SERVER)
-    with postgresql_schema(server) as url:
-        yield url
 
 
 @pytest.mark.postgresql
