@@ -61,9 +61,9 @@ metrics-test: setup
 	fi
 	$(BIN)/pytest -m prometheus
 
-# The service as installed, under a real systemd: boots Debian 12 under QEMU (software
-# emulation) and runs tests/system/guest/checks.py there; as root, a few minutes (more the
-# first time: the base image is debootstrapped once and cached). See tests/system/run.
+# The service as installed, under a real systemd: boots two Debian 12 machines under QEMU
+# (software emulation) and runs tests/system/guest/ there; as root, about 4.5 minutes (more
+# the first time: the base image is debootstrapped once and cached). See tests/system/run.
 system-test:
 	tests/system/run
 

@@ -794,9 +794,12 @@ def test_in_flight_counts_requests_received_and_not_yet_answered() -> None:
         while sim.in_flight == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert sim.in_flight == 1
+        control = requests.get(f"{sim.url}/_sim/in-flight", timeout=5).json()
+        assert control == {"count": 1}  # the control API does not count itself
         assert sim.requests_log() == []  # logged only once answered
         thread.join(timeout=5)
         assert (sim.in_flight, len(sim.requests_log()), errors) == (0, 1, [])
+        assert requests.get(f"{sim.url}/_sim/in-flight", timeout=5).json() == {"count": 0}
 
 
 # -- bulk operations -----------------------------------------------------------------------------

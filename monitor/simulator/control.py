@@ -5,6 +5,7 @@
     DELETE /_sim/faults        clear pending faults
     GET    /_sim/requests      the API request log, a list of RequestRecord objects
     GET    /_sim/cancels/{id}  {"count": n}, cancel requests received for that task
+    GET    /_sim/in-flight     {"count": n}, API requests received and not yet answered
     POST   /_sim/reset         forget tasks, faults and the log
 
 No authentication. Bad input answers 400 with a Jira-shaped error naming the problem; nothing is
@@ -73,10 +74,12 @@ def _route(sim: Simulator, method: str, path: str, body: bytes) -> Reply:
     if name.startswith("cancels/") and method == "GET":
         task_id = unquote(name[len("cancels/") :])
         return json_reply(200, {"count": sim.cancel_count(task_id)})
+    if name == "in-flight" and method == "GET":
+        return json_reply(200, {"count": sim.in_flight})
     if name == "reset" and method == "POST":
         sim.reset()
         return json_reply(200, {})
-    known = {"tasks", "faults", "requests", "reset"}
+    known = {"tasks", "faults", "requests", "in-flight", "reset"}
     if name in known or name.startswith("cancels/"):
         return jira_error(405, f"Method {method} is not allowed on {path}")
     return jira_error(404, f"No control endpoint at {path}")
