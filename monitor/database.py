@@ -22,7 +22,9 @@ commands can compare versions without importing Alembic (a test keeps the two in
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -105,6 +107,42 @@ def storage_failed(exc: DBAPIError) -> bool:
 def _read_only_text(path: Path) -> str:
     folder = next((p for p in path.parents if p.exists()), path.parent)
     return f"the file system holding {folder} is mounted read-only"
+
+
+def _denied_text(path: Path) -> str | None:
+    """Why this user may not use the database's folder, naming who may; None when the folder
+    is not the obstacle.
+
+    The service's state directory is its user's and its group's only (2770): an operator
+    outside the group cannot even see whether the database is there.
+    """
+    folder = path.parent
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    owner, group = _user_name(st.st_uid), _group_name(st.st_gid)
+    mode = st.st_mode & 0o7777
+    text = f"permission denied on {folder} (owner {owner}, group {group}, mode {mode:o})"
+    if st.st_mode & 0o070 == 0o070:
+        return f"{text}: join the group {group} (then log in again) to use this database"
+    return text
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def _sqlite_hooks(engine: Engine) -> None:
@@ -202,6 +240,8 @@ def create_db_engine(url: str, *, adopt_empty: bool = False) -> Engine:
             if _is_read_only(path, exc):
                 message = f"cannot create {describe_url(url)}: {_read_only_text(path)}"
                 raise ReadOnlyStorage(message) from None
+            if isinstance(exc, PermissionError) and (denied := _denied_text(plain or path)):
+                raise StoreError(f"cannot use {describe_url(url)}: {denied}") from None
             raise StoreError(f"cannot create {describe_url(url)}: {exc}") from None
     if is_postgresql(parsed):
         require_driver(parsed)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import sqlite3
+import subprocess
+import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -282,3 +288,38 @@ def test_a_naive_datetime_is_refused() -> None:
 def test_a_utc_datetime_stored_with_an_offset_of_its_own_is_read_in_utc() -> None:
     assert UTC_RESULT is not None
     assert UTC_RESULT("2026-03-01 14:00:00+02:00") == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_an_operator_outside_the_services_group_is_told_which_group() -> None:
+    """The state directory is 2770: a user outside its group cannot even see the database,
+    and is told whose it is rather than that it "cannot create" it."""
+    with tempfile.TemporaryDirectory() as where:  # not under pytest's 0700 folder
+        base = Path(where)
+        base.chmod(0o755)  # others may pass through, as through /var/lib
+        state = base / "state"
+        state.mkdir()
+        url = f"sqlite:///{state}/monitor.db"
+        migrate(create_db_engine(url))
+        command = [sys.executable, "-m", "monitor", "list"]
+        if os.geteuid() == 0:  # CI: the operator is another user, as in production
+            state.chmod(0o2770)
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        else:  # the folder's owner without the owner's rights stands in for an outsider
+            state.chmod(0o2070)
+        env = {
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+            "JTM_DATABASE_URL": url,
+            "JTM_JIRA_URL": "https://example.atlassian.net",
+            "JTM_JIRA_EMAIL": "ops@example.com",
+            "HOME": str(base),
+        }
+        refused = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        st = state.stat()
+        owner, group = pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name
+        assert (refused.returncode, refused.stdout) == (78, "")
+        assert refused.stderr.splitlines() == [
+            f"jtm: error: cannot use {url}: permission denied on {state} (owner {owner}, "
+            f"group {group}, mode {st.st_mode & 0o7777:o}): join the group {group} (then log "
+            "in again) to use this database"
+        ]
