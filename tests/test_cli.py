@@ -361,6 +361,44 @@ def test_a_command_imports_only_its_own_module() -> None:
         assert f"monitor.cli.{other}'" not in loaded
 
 
+@pytest.mark.parametrize(
+    ("argv", "talks_to_jira"),
+    [
+        (["list"], False),
+        (["history", "--json"], False),
+        (["status", "--json"], False),
+        (["check"], True),
+    ],
+)
+def test_only_the_commands_that_talk_to_jira_load_the_http_client(
+    run: RunCli, config: Path, argv: list[str], talks_to_jira: bool
+) -> None:
+    """`requests` costs a command's start about as much as the rest of the package: the
+    commands that only read the database do without it (monitor.jira loads its client on
+    first use)."""
+    run("add", "10001")
+    probe = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        f"sys.argv = ['jtm', '--config', {str(config)!r}, *{argv!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('requests' in sys.modules, 'monitor.jira.client' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        # A site that refuses connections at once: `check` tries it and fails.
+        env=base_env(
+            JTM_JIRA_URL="http://127.0.0.1:9", JTM_JIRA_EMAIL="a@b.example", JTM_JIRA_TOKEN="t"
+        ),
+        check=False,
+        timeout=60,
+    )
+    loaded = result.stdout.strip().splitlines()[-1]
+    assert loaded == f"{talks_to_jira} {talks_to_jira}", result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["list", "--help"], ["show", "--help"]])
 def test_help_loads_no_database_library(argv: list[str]) -> None:
     """Help (and shell completion of commands) stays quick: SQLAlchemy is loaded by the
