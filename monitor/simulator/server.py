@@ -95,6 +95,16 @@ class _Task:
     cancel_at: float | None = None
 
 
+def _shown(task: _Task | None, task_id: str, now: float) -> _Task | Reply:
+    """The task a GET may show, or Jira's refusal: 404 for one unknown or expired (Jira
+    forgets tasks), 403 for one the account may not see."""
+    if task is None or is_expired(task.script, task.created, now):
+        return jira_error(404, f"Task with id {task_id} does not exist")
+    if task.script.forbidden:
+        return jira_error(403, FORBIDDEN)
+    return task
+
+
 class Simulator:
     """A Jira Cloud site that only knows the task API, served on a real loopback socket.
 
@@ -349,12 +359,11 @@ class Simulator:
             now = self.jira_time()
             task = self._tasks.get(("task", task_id))
             cancel_at = None if task is None else task.cancel_at
-        if task is None or is_expired(task.script, task.created, now):
-            return jira_error(404, f"Task with id {task_id} does not exist")
-        if task.script.forbidden:
-            return jira_error(403, FORBIDDEN)
-        view = view_at(task.script, task.created, cancel_at, now)
-        return json_reply(200, task_json(task.script, view, self_url))
+        shown = _shown(task, task_id, now)
+        if isinstance(shown, Reply):
+            return shown
+        view = view_at(shown.script, shown.created, cancel_at, now)
+        return json_reply(200, task_json(shown.script, view, self_url))
 
     def _get_bulk(self, task_id: str) -> Reply:
         """`GET /bulk/queue/{id}`: 400 when the id is a task's and not a bulk operation's."""
@@ -364,12 +373,11 @@ class Simulator:
             other = self._tasks.get(("task", task_id))
         if task is None and other is not None:
             return json_reply(400, NOT_BULK_BODY)
-        if task is None or is_expired(task.script, task.created, now):
-            return jira_error(404, f"Task with id {task_id} does not exist")
-        if task.script.forbidden:
-            return jira_error(403, FORBIDDEN)
-        view = view_at(task.script, task.created, None, now)
-        return json_reply(200, bulk_json(task.script, view, ACCOUNT_ID))
+        shown = _shown(task, task_id, now)
+        if isinstance(shown, Reply):
+            return shown
+        view = view_at(shown.script, shown.created, None, now)
+        return json_reply(200, bulk_json(shown.script, view, ACCOUNT_ID))
 
     def _cancel(self, task_id: str) -> Reply:
         # Decide and record under one lock: two concurrent cancels cannot both be "the" cancel.
