@@ -366,6 +366,7 @@ def test_a_command_imports_only_its_own_module() -> None:
     [
         (["list"], False),
         (["history", "--json"], False),
+        (["show", "10001"], False),
         (["status", "--json"], False),
         (["check"], True),
     ],
