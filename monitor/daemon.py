@@ -2,8 +2,7 @@
 
 The database is the single source of truth: the CLI writes registrations, the tick picks up
 due rows, so nothing is kept in the scheduler's job store and a restart loses nothing.
-APScheduler's defaults fight a poller (misfire grace of 1 s, runs skipped while one is in
-flight), so the one job is coalescing, never misfires, and a skipped run is logged.
+The scheduler, the migration and the start's checks are set up by `monitor.startup`.
 
 Signals (handled in the main thread, between sleeps): SIGTERM and SIGINT stop the daemon: the
 requests of the tick not yet sent are dropped (those tasks stay due and are polled at the next
@@ -34,15 +33,9 @@ that changes either is refused as a whole, as is an invalid config or an unreada
 and the old config stays in force. So is a change of `metrics.listen`: the endpoint's socket
 is bound once, at the start.
 
-Several instances (`monitor.sharing`). On PostgreSQL, instances on any hosts share the tasks:
-due tasks are claimed with a lease, the main loop syncs the site's pause and this instance's
-share of the rate cap once a second, and retention takes a daily turn. On SQLite a second
-daemon on the same file is refused at start.
-
-Metrics (`monitor.metrics`). With `[metrics] listen`, the daemon builds an `Endpoint` whose
-`Recorder` is the one `Telemetry` its parts report to (the backlog here, the gate, and every
-runtime's client and poller through the `Builder`); it serves once the database is open.
-Each instance serves its own: its counters are its own, the census is the database's.
+Services (`monitor.services`): the metrics endpoint, the notifications and the sharing of
+the database with other instances (`monitor.sharing`) run beside the scheduler; the daemon
+starts and stops each at its moment.
 """
 
 from __future__ import annotations
@@ -56,63 +49,34 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerThreadPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from monitor import __version__
 from monitor.backlog import Backlog
-from monitor.config import (
-    PollSettings,
-    Secret,
-    Settings,
-    credential_forms,
-    load_token,
-)
-from monitor.daemon_status import counts_text, status_line
-from monitor.database import SCHEMA_HEAD, create_db_engine, ensure_schema
-from monitor.errors import (
-    JiraAuthError,
-    JiraError,
-    JiraRateLimited,
-    MonitorError,
-    StoreUnavailable,
-)
+from monitor.config import Secret, Settings, credential_forms, load_token
+from monitor.daemon_status import counts_text, live_counts, status_line
+from monitor.database import SCHEMA_HEAD, create_db_engine
+from monitor.errors import MonitorError
 from monitor.heartbeat import HeartbeatWriter
-from monitor.jira import JiraClient
 from monitor.jira.pacing import SiteGate
 from monitor.logs import configure_logging, get_logger, register_secret
-from monitor.metrics.hooks import NO_TELEMETRY, Telemetry
-from monitor.notify.service import Notifications
 from monitor.pollreport import TickReport
 from monitor.reload import reread
 from monitor.retention import RETENTION_EVERY_S, apply_retention
 from monitor.runtime import Builder, PendingRuntime, Runtime
-from monitor.sharing import Sharing, exclusive_daemon, is_shared
+from monitor.services import Services
+from monitor.startup import check_credentials, check_watchdog, migrate, scheduler, tick_interval
 from monitor.statefile import StateFile, state_dir
 from monitor.states import TaskState
 from monitor.store import Store
 from monitor.systemd import Notifier, Watchdog
 
-if TYPE_CHECKING:
-    from monitor.metrics.endpoint import Endpoint
-
-TICK_MIN_S = 0.25
-TICK_MAX_S = 5.0
 STOP_CHECK_S = 0.2
-DB_WAIT_S = 120.0
-DB_RETRY_S = 2.0
 
 _HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-def tick_interval(poll: PollSettings) -> float:
-    """How often the tick looks for due tasks: a quarter of the poll interval, within bounds."""
-    return min(max(poll.interval_s / 4, TICK_MIN_S), TICK_MAX_S)
 
 
 class Daemon:
@@ -141,13 +105,9 @@ class Daemon:
         self._gate: SiteGate | None = None  # the newest runtime's (built in the main thread)
         self._build: Builder | None = None
         self._token: Secret | None = None
-        self.sharing: Sharing | None = None
-        """This instance's part in sharing a PostgreSQL database with others (None: alone)."""
-        self._sole: IO[bytes] | None = None  # on SQLite, the lock that keeps others off
-        self.endpoint = _metrics_endpoint(settings)
-        self.telemetry: Telemetry = self.endpoint.recorder if self.endpoint else NO_TELEMETRY
+        self.services = Services(settings, self.instance, self.log)
+        self.telemetry = self.services.telemetry
         self.backlog = Backlog(self.log, telemetry=self.telemetry)
-        self.notify: Notifications | None = None  # built with the database (`_start`)
         state = StateFile(state_dir(self.env, settings.database.url), self.instance)
         self.heartbeat = HeartbeatWriter(
             self.instance, self.started_at, self.log, self.backlog, state
@@ -168,9 +128,7 @@ class Daemon:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.notifier.close()
-            if self._sole is not None:
-                self._sole.close()  # the next daemon on this SQLite file may start
-                self._sole = None
+            self.services.release()  # the next daemon on this SQLite file may start
 
     def stop(self, signum: int | None = None) -> None:
         """Ask the daemon to stop (`signum`: the signal that asked, for the log)."""
@@ -187,16 +145,16 @@ class Daemon:
     def install(self, store: Store, token: Secret, gate: SiteGate) -> Runtime:
         """Build the first runtime from the daemon's settings and use it (the start does
         this; so can a test that drives `tick` itself)."""
-        guard = None if self.sharing is None else self.sharing.guard
+        sharing = self.services.sharing
         self._build = Builder(
             store,
             self.heartbeat,
             self.backlog,
             self.log,
             self.started_at,
-            guard=guard,
+            guard=None if sharing is None else sharing.guard,
             telemetry=self.telemetry,
-            notify=self.notify,
+            notify=self.services.notify,
         )
         self._runtime, self._gate = self._build(self.settings, token, gate), gate
         return self._runtime
@@ -205,35 +163,14 @@ class Daemon:
 
     def _start(self) -> tuple[Store, BackgroundScheduler]:
         """Read the token, migrate, build the first runtime, check the credentials, start
-        the scheduler."""
+        the scheduler, then the notifications; READY=1 last."""
         settings = self.settings
         self._token = load_token(settings, self.env)
         for form in credential_forms(settings.jira, self._token):
             register_secret(form)
         engine = create_db_engine(settings.database.url)
-        try:
-            self._sole = exclusive_daemon(settings.database.url)  # released by `run`
-            before = self._migrate(engine)
-            if before != SCHEMA_HEAD:
-                self.log.info("database.upgraded", **{"from": before, "to": SCHEMA_HEAD})
-            store = Store(engine)
-            if is_shared(settings):
-                self.sharing = Sharing(store, self.instance, settings, self.log)
-            if self.endpoint is not None:
-                self.endpoint.start(engine, lambda: self.settings)
-            self.notify = Notifications(settings, engine, self.log)
-            runtime = self.install(store, self._token, self.new_gate(settings))
-            if self.sharing is not None:
-                self.sharing.start(runtime.client.gate, lambda: self.heartbeat.write(store))
-            self._check_credentials(runtime.client)
-        except BaseException:
-            if self._runtime is not None:
-                self._runtime.close()
-            if self.endpoint is not None:
-                self.endpoint.close()
-            engine.dispose()
-            raise
-        scheduler = self._scheduler(store)
+        store = self._open(engine, self._token)
+        jobs = scheduler(settings, store, self.tick, self.prune, self.log)
         counts = store.count_by_state()
         self.log.info(
             "daemon.started",
@@ -244,51 +181,33 @@ class Daemon:
             site=settings.jira.url,
             watchdog_s=self.watchdog.timeout_s,
         )
-        self._check_watchdog(settings)
-        scheduler.start()
-        if self.notify is not None:
-            self.notify.start()
+        check_watchdog(self.watchdog, settings, self.log)
+        jobs.start()
+        self.services.start_notifications()
         self.notifier.ready(status_line(counts, None, None))
-        return store, scheduler
+        return store, jobs
 
-    def _migrate(self, engine: Engine) -> str | None:
-        """`ensure_schema`; on a shared database (PostgreSQL, another host) that cannot be
-        reached, try again every `DB_RETRY_S` for up to `DB_WAIT_S`: a server restarting, or
-        not up yet at boot, is not a broken config (exit 78, which systemd does not restart).
-        A stop ends the wait."""
-        deadline = time.monotonic() + DB_WAIT_S
-        while True:
-            try:
-                return ensure_schema(engine, "upgrade")
-            except StoreUnavailable as exc:
-                if not is_shared(self.settings) or time.monotonic() >= deadline:
-                    raise
-                self.log.warning("database.unavailable", error=str(exc), retry_s=DB_RETRY_S)
-                if self.stopping.wait(DB_RETRY_S):
-                    raise
-
-    def _scheduler(self, store: Store) -> BackgroundScheduler:
-        """The tick's job, and retention's in a thread of its own (so that a long first
-        prune never delays a tick)."""
-        scheduler = BackgroundScheduler(
-            timezone=UTC,
-            executors={"default": SchedulerThreadPool(max_workers=1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-        )
-        scheduler.add_listener(self._on_skipped, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-        every = IntervalTrigger(seconds=tick_interval(self.settings.poll))
-        now = datetime.now(UTC)
-        scheduler.add_job(self.tick, every, args=(store,), id="tick", next_run_time=now)
-        scheduler.add_executor(SchedulerThreadPool(max_workers=1), "retention")
-        scheduler.add_job(
-            self.prune,
-            IntervalTrigger(seconds=RETENTION_EVERY_S),
-            args=(store,),
-            id="retention",
-            executor="retention",
-            next_run_time=now,
-        )
-        return scheduler
+    def _open(self, engine: Engine, token: Secret) -> Store:
+        """Migrate, open the services, build the first runtime and check the credentials;
+        on any failure undo what was opened (the runtime, the endpoint, the engine)."""
+        settings = self.settings
+        try:
+            self.services.claim(settings.database.url)  # released by `run`
+            before = migrate(engine, settings, self.log, self.stopping)
+            if before != SCHEMA_HEAD:
+                self.log.info("database.upgraded", **{"from": before, "to": SCHEMA_HEAD})
+            store = Store(engine)
+            self.services.open(settings, store, lambda: self.settings)
+            runtime = self.install(store, token, self.new_gate(settings))
+            self.services.share(runtime.client.gate, lambda: self.heartbeat.write(store))
+            check_credentials(runtime.client, self.log)
+        except BaseException:
+            if self._runtime is not None:
+                self._runtime.close()
+            self.services.close_endpoint()
+            engine.dispose()
+            raise
+        return store
 
     def _loop(self, store: Store, scheduler: BackgroundScheduler) -> None:
         """Until `stop`: reloads, the instances' sync (once a second, `Sharing.sync_if_due`),
@@ -297,16 +216,15 @@ class Daemon:
             if self._reload_requested:
                 self._reload_requested = False
                 self._reload(store, scheduler)
-            if self.sharing is not None and self._gate is not None:
-                self.sharing.sync_if_due(self._gate, self.settings)
+            self.services.sync(self._gate, self.settings)
             if self._site_paused():
                 # A tick waiting out a rate-limit pause (at most MAX_PAUSE_S, a deadline
                 # the daemon set itself) is not hung: a restart would forget the pause
                 # and hit the site again at once.
                 self.watchdog.feed()
                 self.heartbeat.write_if_due(store, time.monotonic())
-            if self.notify is not None:
-                self.notify.watch(self.runtime.client.gate, self.backlog.state())
+            if self.services.notify is not None:
+                self.services.notify.watch(self.runtime.client.gate, self.backlog.state())
             self.stopping.wait(STOP_CHECK_S)
 
     def _stop(self, store: Store, scheduler: BackgroundScheduler) -> None:
@@ -326,11 +244,9 @@ class Daemon:
                 item.close()
                 item.client.gate.close()
         unwritten = self.last_writes(store)
-        if self.notify is not None:
-            self.notify.stop()
-        counts = _counts(store) or {}
-        if self.endpoint is not None:
-            self.endpoint.close()
+        self.services.stop_notifications()
+        counts = live_counts(store) or {}
+        self.services.close_endpoint()
         store.engine.dispose()
         self.log.info(
             "daemon.stopped",
@@ -378,8 +294,7 @@ class Daemon:
         for form in credential_forms(new.jira, token):
             register_secret(form)
         self._token, self.settings = token, new
-        if self.notify is not None:
-            self.notify.reload(new)
+        self.services.reloaded(new)
         if runtime is not None and (stale := self._pending.exchange(runtime)) is not None:
             stale.close()  # built by an earlier reload and never used by a tick
         if new.log != old.log:
@@ -389,9 +304,10 @@ class Daemon:
                 "tick", trigger=IntervalTrigger(seconds=tick_interval(new.poll))
             )
         self.log.info("daemon.reloaded", changed=changed, config=_path(new.source))
-        self._check_watchdog(new)
+        check_watchdog(self.watchdog, new, self.log)
         at = datetime.now(UTC)
-        self.notifier.ready(f"config reloaded at {at:%H:%M:%S} UTC; {counts_text(_counts(store))}")
+        counts = counts_text(live_counts(store))
+        self.notifier.ready(f"config reloaded at {at:%H:%M:%S} UTC; {counts}")
 
     def _gate_for(self, settings: Settings) -> SiteGate:
         """The newest runtime's gate while the rate is unchanged, so its budget carries over."""
@@ -400,46 +316,14 @@ class Daemon:
         if gate.max_rps == settings.jira.max_rps:
             return gate
         gate = self.new_gate(settings)
-        if self.sharing is not None:
-            self.sharing.settings = settings
-            self.sharing.apply(gate)  # this instance's share from its first request
+        self.services.rate_changed(settings, gate)
         return gate
 
     def new_gate(self, settings: Settings) -> SiteGate:
         """A gate for the site at `settings`' rate, reporting its pauses to the metrics."""
         return SiteGate(settings.jira.max_rps, telemetry=self.telemetry)
 
-    def _check_credentials(self, client: JiraClient) -> None:
-        """Refuse to start on credentials Jira rejects (exit 77: a restart cannot help);
-        start anyway when Jira is merely unreachable (it may come back)."""
-        try:
-            client.myself()
-        except JiraAuthError as exc:
-            self.log.error("daemon.credentials_rejected", error=str(exc))
-            raise
-        except JiraRateLimited as exc:
-            self.log.warning(
-                "jira.rate_limited", retry_after_s=exc.retry_after_s, wait_s=exc.pause_s
-            )
-        except JiraError as exc:
-            self.log.warning(
-                "jira.error", status=exc.status, transient=exc.transient, error=str(exc)
-            )
-
-    def _check_watchdog(self, settings: Settings) -> None:
-        timeout = self.watchdog.timeout_s
-        if timeout is not None and tick_interval(settings.poll) * 2 > timeout:
-            self.log.warning(
-                "daemon.watchdog_too_short",
-                watchdog_s=timeout,
-                tick_interval_s=tick_interval(settings.poll),
-                hint="raise WatchdogSec= to well above the tick interval and a tick's duration",
-            )
-
     # -- the tick (scheduler thread) ------------------------------------------------------------
-
-    def _on_skipped(self, event: JobExecutionEvent) -> None:
-        self.log.warning("daemon.tick_skipped", reason=f"apscheduler event {event.code}")
 
     def tick(self, store: Store) -> TickReport | None:
         """One tick with the newest runtime (what the scheduler calls); None if it failed."""
@@ -447,8 +331,7 @@ class Daemon:
         started = time.perf_counter()
         try:
             report = runtime.poller.tick(keep_going=self._keep_going)
-            if self.notify is not None:
-                self.notify.wake()
+            self.services.wake()
             self.heartbeat.after_tick(store, report)
             self.telemetry.tick(time.perf_counter() - started, datetime.now(UTC))
         except Exception as exc:
@@ -479,9 +362,7 @@ class Daemon:
         """Apply the retention policy (what the scheduler calls); cut short by `stop`."""
         try:
             keep_s = self.settings.retention.snapshots_s  # read now: a reload may change it
-            if self.sharing is not None and not self.sharing.retention_turn(
-                datetime.now(UTC), RETENTION_EVERY_S
-            ):
+            if not self.services.retention_turn(datetime.now(UTC), RETENTION_EVERY_S):
                 self.log.info("retention.skipped", reason="another instance has today's turn")
                 return
             apply_retention(
@@ -492,25 +373,7 @@ class Daemon:
 
     def _report_status(self, store: Store, report: TickReport) -> None:
         trouble = self.backlog.state()
-        self.notifier.status(status_line(_counts(store), report, datetime.now(UTC), trouble))
-
-
-def _metrics_endpoint(settings: Settings) -> Endpoint | None:
-    """The metrics endpoint if `[metrics] listen` is set; the metrics library is imported only
-    then."""
-    if settings.metrics.listen is None:
-        return None
-    from monitor.metrics.endpoint import Endpoint
-
-    return Endpoint(settings.metrics.listen)
-
-
-def _counts(store: Store) -> dict[str, int] | None:
-    """Tasks per state for STATUS=, which is advice: a busy database must not break a tick."""
-    try:
-        return store.count_by_state()
-    except MonitorError:
-        return None
+        self.notifier.status(status_line(live_counts(store), report, datetime.now(UTC), trouble))
 
 
 def _path(source: Path | None) -> str | None:

@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from monitor.errors import MonitorError
 from monitor.pollreport import TickReport
 from monitor.statefile import StoreTrouble, trouble_text
 from monitor.states import TaskState
+from monitor.store import Store
+
+
+def live_counts(store: Store) -> dict[str, int] | None:
+    """Tasks per state for STATUS=, which is advice: a busy database must not break a tick."""
+    try:
+        return store.count_by_state()
+    except MonitorError:
+        return None
 
 
 def counts_text(counts: Mapping[str, int] | None) -> str:

@@ -1,7 +1,7 @@
 """Is the monitor healthy? The facts behind `jtm status` (and the header of `jtm watch`).
 
 The daemon writes its heartbeat at the end of every tick, and a tick runs at least every 5 s
-(`daemon.tick_interval`); a long tick (thousands of tasks under a low `jira.max_rps`) refreshes
+(`startup.tick_interval`); a long tick (thousands of tasks under a low `jira.max_rps`) refreshes
 it from its Jira calls every `heartbeat.BEAT_EVERY_S` (30 s). So a heartbeat older than
 `STALE_AFTER_S` (2 minutes) means the daemon is stuck or gone; only a single Jira call of
 over a minute and a half (a very long `jira.timeout`) calls for `jtm status --stale-after`.

@@ -23,7 +23,7 @@ LAYERS = [
      "pollreport", "retention", "metrics.recorder", "metrics.census", "metrics.exposition",
      "metrics.server", "metrics.endpoint"],
     ["heartbeat", "poller", "daemon_status"],
-    ["runtime", "reload", "sharing"],
+    ["runtime", "reload", "sharing", "services", "startup"],
     ["daemon"],
 ]  # fmt: skip
 ORDER = [name for layer in LAYERS for name in layer]

@@ -157,22 +157,37 @@ def _daemon_line(health: DaemonHealth) -> str:
 
 
 def _print_status(report: StatusReport, url: str) -> None:
-    from monitor.database import describe_url
-    from monitor.durations import format_approx
-    from monitor.statefile import trouble_text
     from monitor.states import TaskState
 
-    lines = [("daemon", _daemon_line(report.daemon))]
-    if len(report.instances) > 1:
-        for i, beat in enumerate(report.instances):
-            age = _ago((report.now - beat.heartbeat_at).total_seconds())
-            polls = "-" if beat.polls_last_minute is None else f"{beat.polls_last_minute:,}"
-            text = visible(f"{beat.host} pid {beat.pid}, version {beat.version}")
-            lines.append(
-                ("instances" if i == 0 else "", f"{text}: heartbeat {age}, {polls} polls/min")
-            )
+    lines = [("daemon", _daemon_line(report.daemon)), *_instance_lines(report)]
     counts = ", ".join(f"{report.counts.get(s, 0)} {s.value}" for s in TaskState)
     lines.append(("tasks", counts))
+    lines.extend(_trouble_lines(report))
+    lines.extend(_notify_lines(report))
+    lines.append(("next poll", _next_poll_text(report)))
+    lines.append(("database", _database_text(report, url)))
+    for key, text in lines:
+        click.echo(f"{key:<10} {text}")
+
+
+def _instance_lines(report: StatusReport) -> list[tuple[str, str]]:
+    """One line per instance when several share the database (none for one)."""
+    if len(report.instances) <= 1:
+        return []
+    lines = []
+    for i, beat in enumerate(report.instances):
+        age = _ago((report.now - beat.heartbeat_at).total_seconds())
+        polls = "-" if beat.polls_last_minute is None else f"{beat.polls_last_minute:,}"
+        text = visible(f"{beat.host} pid {beat.pid}, version {beat.version}")
+        lines.append(("instances" if i == 0 else "", f"{text}: heartbeat {age}, {polls} polls/min"))
+    return lines
+
+
+def _trouble_lines(report: StatusReport) -> list[tuple[str, str]]:
+    """The database's trouble first, then one line per group of failing tasks ("none")."""
+    from monitor.statefile import trouble_text
+
+    lines = []
     if report.store is not None:
         lines.append(
             ("trouble", click.style("database: ", fg="red") + visible(trouble_text(report.store)))
@@ -187,32 +202,42 @@ def _print_status(report: StatusReport, url: str) -> None:
             text = click.style(f"{group.kind}: {group.count} {noun}", fg="red") + f" ({ids})"
             text += f": {visible(group.example)}"
         lines.append(("trouble" if i == 0 and report.store is None else "", text))
+    return lines
+
+
+def _notify_lines(report: StatusReport) -> list[tuple[str, str]]:
+    """The outbox's pending and failed notifications, if any."""
     pending, failed = report.notifications.get("pending", 0), report.notifications.get("failed", 0)
-    if pending or failed:
-        text = f"{pending:,} pending, " + click.style(
-            f"{failed:,} failed", fg="red" if failed else None
-        )
-        lines.append(("notify", text + " (jtm notify list)"))
-    if report.next_poll is None:
-        lines.append(("next poll", "none: no watched task"))
-    else:
-        task_id, at = report.next_poll
-        wait = (at - report.now).total_seconds()
-        if wait >= 1:
-            when = f"in {format_approx(wait)}"
-        else:
-            when = "now" if wait > -1 else f"overdue by {format_approx(wait)}"
-        lines.append(("next poll", f"{when} (task {task_id})"))
-    size = "-" if report.size_bytes is None else f"{report.size_bytes / 1e6:,.1f} MB"
-    lines.append(
-        (
-            "database",
-            f"{visible(describe_url(url))}: {size}, {report.snapshots:,} snapshots, "
-            f"schema {visible(str(report.schema))}",
-        )
+    if not (pending or failed):
+        return []
+    text = f"{pending:,} pending, " + click.style(
+        f"{failed:,} failed", fg="red" if failed else None
     )
-    for key, text in lines:
-        click.echo(f"{key:<10} {text}")
+    return [("notify", text + " (jtm notify list)")]
+
+
+def _next_poll_text(report: StatusReport) -> str:
+    from monitor.durations import format_approx
+
+    if report.next_poll is None:
+        return "none: no watched task"
+    task_id, at = report.next_poll
+    wait = (at - report.now).total_seconds()
+    if wait >= 1:
+        when = f"in {format_approx(wait)}"
+    else:
+        when = "now" if wait > -1 else f"overdue by {format_approx(wait)}"
+    return f"{when} (task {task_id})"
+
+
+def _database_text(report: StatusReport, url: str) -> str:
+    from monitor.database import describe_url
+
+    size = "-" if report.size_bytes is None else f"{report.size_bytes / 1e6:,.1f} MB"
+    return (
+        f"{visible(describe_url(url))}: {size}, {report.snapshots:,} snapshots, "
+        f"schema {visible(str(report.schema))}"
+    )
 
 
 @click.command()

@@ -253,36 +253,21 @@ class JiraClient:
             raise ClientClosed()
         self.gate.acquire()
         started = time.perf_counter()
-        error: JiraError | None = None
         timeout = self._settings.timeout_s
         with RequestDeadline(timeout) as deadline:
-            try:
-                templates = self._v3_templates if v3 else self._templates
-                prepared = templates.request(method, path, self._auth)
-                response = self._session.send(
-                    prepared, timeout=timeout, stream=True, allow_redirects=False
-                )
-                try:
-                    body, overflow = _read_capped(response)
-                finally:
-                    response.close()
-            except requests.exceptions.ContentDecodingError:
-                error = JiraBadResponse(f"{what}: body could not be decoded")
-            except (requests.RequestException, OSError) as exc:
-                # Built here, raised below: the original exception (which references the
-                # prepared request and so its Authorization header) is neither chained nor kept.
-                error = JiraUnreachable(self._transport_message(exc))
-        answered = error is None and not deadline.expired
+            sent = self._exchange(method, path, what, timeout, v3=v3)
+        answered = None if isinstance(sent, JiraError) or deadline.expired else sent[0]
         self._telemetry.request(
-            response.status_code if answered else None, time.perf_counter() - started
+            None if answered is None else answered.status_code, time.perf_counter() - started
         )
         if deadline.expired:
             # Whatever the shut-down socket made of the answer (an error, or a body cut short
             # that would look complete without a Content-Length), it is not an answer.
             late = f"timeout after {timeout:g}s (no complete answer)"
             raise JiraUnreachable(self._scrub(f"cannot reach {self._origin}: {late}"))
-        if error is not None:
-            raise error
+        if isinstance(sent, JiraError):
+            raise sent
+        response, body, overflow = sent
         status = response.status_code
         if 200 <= status < 300:
             if overflow:
@@ -292,6 +277,30 @@ class JiraClient:
             self.gate.succeeded()
             return status, body, response.headers
         raise self._http_error(what, response, body, site=site, cancel=cancel)
+
+    def _exchange(
+        self, method: str, path: str, what: str, timeout: float, *, v3: bool
+    ) -> tuple[requests.Response, bytes, bool] | JiraError:
+        """Send the request and read its answer (the caller bounds both by a deadline): the
+        response, its body (capped) and whether it overflowed the cap, or the `JiraError` of
+        a transport failure, returned rather than raised."""
+        try:
+            templates = self._v3_templates if v3 else self._templates
+            prepared = templates.request(method, path, self._auth)
+            response = self._session.send(
+                prepared, timeout=timeout, stream=True, allow_redirects=False
+            )
+            try:
+                body, overflow = _read_capped(response)
+            finally:
+                response.close()
+        except requests.exceptions.ContentDecodingError:
+            return JiraBadResponse(f"{what}: body could not be decoded")
+        except (requests.RequestException, OSError) as exc:
+            # Built here, raised by the caller: the original exception (which references the
+            # prepared request and so its Authorization header) is neither chained nor kept.
+            return JiraUnreachable(self._transport_message(exc))
+        return response, body, overflow
 
     def _http_error(
         self,

@@ -44,15 +44,22 @@ class Recorder:
     """The counters, registered in `registry`. Thread-safe (the client library's metrics are)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
-            return Counter(name, doc, labels, registry=registry)
+        # Declared in this order, which is the order of the exposition.
+        self._declare_polls(registry)
+        self._declare_tasks(registry)
+        self._declare_daemon(registry)
+        self._zero()
 
-        self.polls = counter(
+    def _declare_polls(self, registry: CollectorRegistry) -> None:
+        """The polls, and the requests to Jira and the pauses of the site behind them."""
+        self.polls = _counter(
+            registry,
             "jtm_polls",
             "Polls of a task whose outcome was recorded, by outcome: ok or the kind of error.",
             ("kind", "outcome"),
         )
-        self.requests = counter(
+        self.requests = _counter(
+            registry,
             "jtm_jira_requests",
             "Requests to Jira, by HTTP status class (error: no answer).",
             ("code_class",),
@@ -63,26 +70,36 @@ class Recorder:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
-        self.pauses = counter(
-            "jtm_jira_pauses", "Pauses of every request to the site, by reason.", ("reason",)
+        self.pauses = _counter(
+            registry,
+            "jtm_jira_pauses",
+            "Pauses of every request to the site, by reason.",
+            ("reason",),
         )
-        self.paused_seconds = counter(
+        self.paused_seconds = _counter(
+            registry,
             "jtm_jira_paused_seconds",
             "Wall-clock seconds every request to the site was paused, by reason.",
             ("reason",),
         )
-        self.timeouts = counter(
+
+    def _declare_tasks(self, registry: CollectorRegistry) -> None:
+        """What happened to the tasks: limits passed, cancels, ends, changes seen."""
+        self.timeouts = _counter(
+            registry,
             "jtm_timeouts",
             "Limits passed, by limit and action (task.timeout).",
             ("kind", "limit", "action"),
         )
-        self.cancels = counter(
+        self.cancels = _counter(
+            registry,
             "jtm_cancels",
             "Cancel steps by result: sent, refused, failed (to be retried), "
             "unconfirmed, confirmed, overtaken.",
             ("kind", "result"),
         )
-        self.finished = counter(
+        self.finished = _counter(
+            registry,
             "jtm_tasks_finished",
             "Tasks seen reaching a terminal status, by Jira status.",
             ("kind", "status"),
@@ -95,9 +112,16 @@ class Recorder:
             buckets=TASK_DURATION_BUCKETS,
             registry=registry,
         )
-        self.snapshots = counter("jtm_snapshots_written", "Snapshots written (observed changes).")
-        self.store_failures = counter(
-            "jtm_store_write_failures", "Writes to the database that failed for the storage."
+        self.snapshots = _counter(
+            registry, "jtm_snapshots_written", "Snapshots written (observed changes)."
+        )
+
+    def _declare_daemon(self, registry: CollectorRegistry) -> None:
+        """The daemon's own work: failed writes and ticks."""
+        self.store_failures = _counter(
+            registry,
+            "jtm_store_write_failures",
+            "Writes to the database that failed for the storage.",
         )
         self.tick_seconds = Histogram(
             "jtm_tick_duration_seconds",
@@ -110,7 +134,6 @@ class Recorder:
             "When the last tick completed (Unix time).",
             registry=registry,
         )
-        self._zero()
 
     def _zero(self) -> None:
         for code in CODE_CLASSES:
@@ -175,3 +198,9 @@ class Recorder:
     def tick(self, seconds: float, at: datetime) -> None:
         self.tick_seconds.observe(seconds)
         self.last_tick.set(at.astimezone(UTC).timestamp())
+
+
+def _counter(
+    registry: CollectorRegistry, name: str, doc: str, labels: tuple[str, ...] = ()
+) -> Counter:
+    return Counter(name, doc, labels, registry=registry)

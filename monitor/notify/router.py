@@ -21,7 +21,7 @@ from typing import Any
 
 from monitor.notify.channels import Channel
 from monitor.notify.events import DeliveryState, Notice, NotifyEvent, delivery_key, payload
-from monitor.outcome import Happened, OutboxRow, Outcome
+from monitor.outcome import Happened, OutboxRow, Outcome, Seen
 from monitor.records import Task
 from monitor.states import CancelSource, JiraStatus, TimeoutAction
 
@@ -91,55 +91,70 @@ class Router:
             return outcome
         task, now = outcome.task, outcome.at
         notices: list[Notice] = []
-        seen, timeouts = outcome.seen, outcome.timeouts
+        seen = outcome.seen
         if seen is not None:
             info = seen.info
             fields = self._task_fields(
                 task, status=info.status, progress=info.progress, message=seen.message
             )
-            for overrun in timeouts.passed if timeouts is not None else ():
-                if outcome.decides_cancel:
-                    action = "cancel requested"
-                elif timeouts is not None and timeouts.action == TimeoutAction.CANCEL:
-                    action = "a cancel was already decided"
-                else:
-                    action = "warned only (action = warn)"
-                detail = {
-                    "timeout_kind": str(overrun.kind),
-                    "limit_s": overrun.limit_s,
-                    "observed_s": round(overrun.observed_s, 3),
-                    "action": action,
-                }
-                notices.append(self._notice(NotifyEvent.TASK_TIMEOUT, task, now, fields | detail))
+            notices.extend(self._timeout_notices(outcome, fields))
             if outcome.happened == Happened.FINISHED:
-                start = info.submitted or task.registered_at
-                end = info.finished or now
-                by_monitor = (
-                    info.status == JiraStatus.CANCELLED
-                    and task.cancel_requested_by == CancelSource.MONITOR
-                    and task.cancel_sent_at is not None
-                )
-                timed_out = task.timed_out
-                if timeouts is not None and timeouts.timed_out is not None:
-                    timed_out = timeouts.timed_out
-                detail = {
-                    "duration_s": round(max((end - start).total_seconds(), 0.0), 3),
-                    "timed_out": timed_out,
-                    "cancelled_by_monitor": by_monitor,
-                    "action": (
-                        f"cancelled it (its {timed_out} limit passed)"
-                        if by_monitor
-                        else "recorded the outcome"
-                    ),
-                }
-                notice = self._notice(NotifyEvent.TASK_FINISHED, task, now, fields | detail)
-                notices.append(dataclasses.replace(notice, status=info.status))
+                notices.append(self._finished_notice(outcome, seen, fields))
         elif outcome.failure is not None and outcome.failure.gone is not None:
             detail = {"reason": str(outcome.failure.gone), "action": "stopped watching it"}
             fields = self._task_fields(task, **detail)
             notices.append(self._notice(NotifyEvent.TASK_GONE, task, now, fields))
         rows = self.rows(notices)
         return dataclasses.replace(outcome, notices=rows) if rows else outcome
+
+    def _timeout_notices(self, outcome: Outcome, fields: dict[str, Any]) -> list[Notice]:
+        """One `task.timeout` notice per limit this poll passed, saying what was done."""
+        timeouts = outcome.timeouts
+        notices: list[Notice] = []
+        for overrun in timeouts.passed if timeouts is not None else ():
+            if outcome.decides_cancel:
+                action = "cancel requested"
+            elif timeouts is not None and timeouts.action == TimeoutAction.CANCEL:
+                action = "a cancel was already decided"
+            else:
+                action = "warned only (action = warn)"
+            detail = {
+                "timeout_kind": str(overrun.kind),
+                "limit_s": overrun.limit_s,
+                "observed_s": round(overrun.observed_s, 3),
+                "action": action,
+            }
+            notice = self._notice(
+                NotifyEvent.TASK_TIMEOUT, outcome.task, outcome.at, fields | detail
+            )
+            notices.append(notice)
+        return notices
+
+    def _finished_notice(self, outcome: Outcome, seen: Seen, fields: dict[str, Any]) -> Notice:
+        """The `task.finished` notice: how long it took, and whether the monitor cancelled it."""
+        task, now, info, timeouts = outcome.task, outcome.at, seen.info, outcome.timeouts
+        start = info.submitted or task.registered_at
+        end = info.finished or now
+        by_monitor = (
+            info.status == JiraStatus.CANCELLED
+            and task.cancel_requested_by == CancelSource.MONITOR
+            and task.cancel_sent_at is not None
+        )
+        timed_out = task.timed_out
+        if timeouts is not None and timeouts.timed_out is not None:
+            timed_out = timeouts.timed_out
+        detail = {
+            "duration_s": round(max((end - start).total_seconds(), 0.0), 3),
+            "timed_out": timed_out,
+            "cancelled_by_monitor": by_monitor,
+            "action": (
+                f"cancelled it (its {timed_out} limit passed)"
+                if by_monitor
+                else "recorded the outcome"
+            ),
+        }
+        notice = self._notice(NotifyEvent.TASK_FINISHED, task, now, fields | detail)
+        return dataclasses.replace(notice, status=info.status)
 
     # -- the canceller -----------------------------------------------------------------------
 
