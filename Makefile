@@ -83,7 +83,7 @@ format: setup
 # Re-resolve the locked versions from pyproject.toml in a scratch venv.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet '.[apprise]' && .lock-venv/bin/pip uninstall --quiet -y jira-task-monitor
+	.lock-venv/bin/pip install --quiet '.[apprise,postgresql]' && .lock-venv/bin/pip uninstall --quiet -y jira-task-monitor
 	.lock-venv/bin/pip freeze > requirements/runtime.lock.new
 	.lock-venv/bin/pip install --quiet '.[dev]' && .lock-venv/bin/pip uninstall --quiet -y jira-task-monitor
 	.lock-venv/bin/pip freeze > requirements/dev.lock.new
