@@ -62,7 +62,7 @@ metrics-test: setup
 	$(BIN)/pytest -m prometheus
 
 # The service as installed, under a real systemd: boots two Debian 12 machines under QEMU
-# (software emulation) and runs tests/system/guest/ there; as root, about 4.5 minutes (more
+# (software emulation) and runs tests/system/guest/ there; as root, 4.5 to 5 minutes (more
 # the first time: the base image is debootstrapped once and cached). See tests/system/run.
 system-test:
 	tests/system/run
